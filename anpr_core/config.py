@@ -1,0 +1,135 @@
+"""Region knowledge (plate geometry, character counts, format patterns) loaded from data files.
+
+ANPR is region-specific: a priori knowledge of what a plate looks like wins over cleverness.
+Each region is one TOML file under ``anpr_core/regions/``; a user adds a region by adding a
+file there, or by passing the path of their own file wherever a region name is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from anpr_core.errors import RegionError
+
+REGIONS_DIR = Path(__file__).parent / "regions"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LETTERS = ALPHABET[10:]
+DIGITS = ALPHABET[:10]
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """What plates of one region look like: geometry, character counts and format patterns.
+
+    Patterns use ``@`` for a letter, ``#`` for a digit, ``?`` for either, a literal character
+    for itself, and ``[...]`` for a class of characters, as in OpenALPR's pattern files.
+    """
+
+    name: str
+    description: str = ""
+    plate_aspect: float = 2.0
+    aspect_range: tuple[float, float] = (1.4, 6.5)
+    plate_width_fraction: tuple[float, float] = (0.02, 0.8)
+    char_count: tuple[int, int] = (2, 9)
+    char_height_fraction: tuple[float, float] = (0.3, 0.9)
+    char_aspect_range: tuple[float, float] = (0.1, 1.05)
+    polarity: tuple[str, ...] = ("dark_on_light",)
+    pattern_weight: float = 1.0
+    patterns: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for polarity in self.polarity:
+            if polarity not in ("dark_on_light", "light_on_dark"):
+                raise RegionError(f"region {self.name}: unknown polarity {polarity!r}")
+        if not 0.0 < self.pattern_weight <= 1.0:
+            raise RegionError(f"region {self.name}: pattern_weight must be in (0, 1]")
+        for pattern in self.patterns:
+            pattern_slots(pattern)
+
+    def to_dict(self) -> dict:
+        """Plain-data form (lists, not tuples), for logging next to a model."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RegionConfig:
+        """The config described by ``data`` (as read from TOML or from a model's metadata)."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RegionError(f"region {data.get('name', '?')}: unknown keys {unknown}")
+        if "name" not in data:
+            raise RegionError("region file has no 'name'")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+def available_regions() -> list[str]:
+    """Names of the regions shipped with anpr_core."""
+    return sorted(p.stem for p in REGIONS_DIR.glob("*.toml"))
+
+
+def load_region(name_or_path: str | Path) -> RegionConfig:
+    """The RegionConfig for a shipped region name (``us``) or a path to a region TOML file."""
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = REGIONS_DIR / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise RegionError(
+                f"unknown region {name_or_path!r}: choose one of {', '.join(available_regions())}"
+                " or pass the path of a region .toml file"
+            )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RegionError(f"cannot read region file {path}: {exc}") from exc
+    return RegionConfig.from_dict(data)
+
+
+_SLOT = re.compile(r"\[[^\]]+\]|.")
+
+
+def pattern_slots(pattern: str) -> list[frozenset[str]]:
+    """The set of characters allowed at each position of ``pattern``."""
+    slots = []
+    for token in _SLOT.findall(pattern):
+        if token == "@":
+            slots.append(frozenset(LETTERS))
+        elif token == "#":
+            slots.append(frozenset(DIGITS))
+        elif token == "?":
+            slots.append(frozenset(ALPHABET))
+        elif token.startswith("["):
+            slots.append(frozenset(_expand_class(token[1:-1])))
+        elif token in ALPHABET:
+            slots.append(frozenset(token))
+        else:
+            raise RegionError(f"bad pattern {pattern!r}: {token!r} is not @, #, ?, [..] or A-Z0-9")
+    return slots
+
+
+def _expand_class(body: str) -> set[str]:
+    chars: set[str] = set()
+    i = 0
+    while i < len(body):
+        if i + 2 < len(body) and body[i + 1] == "-":
+            chars.update(chr(c) for c in range(ord(body[i]), ord(body[i + 2]) + 1))
+            i += 3
+        else:
+            chars.add(body[i])
+            i += 1
+    bad = chars - set(ALPHABET)
+    if bad:
+        raise RegionError(f"bad pattern class [{body}]: {sorted(bad)} not in A-Z0-9")
+    return chars
+
+
+def matching_pattern(text: str, patterns: tuple[str, ...]) -> str | None:
+    """The first pattern that ``text`` matches, or None."""
+    for pattern in patterns:
+        slots = pattern_slots(pattern)
+        if len(slots) == len(text) and all(c in s for c, s in zip(text, slots, strict=True)):
+            return pattern
+    return None

@@ -1,0 +1,151 @@
+"""Plate candidates in a scene, by morphology at a few scales.
+
+Blackhat (closing minus image) keeps dark marks narrower than its kernel, such as characters
+on a light plate; tophat does the same for light characters on dark plates. Plates are rows of
+such marks with strong horizontal gradients, so the horizontal gradient, blurred and closed
+with a wide kernel, joins a plate's characters into one blob. Blobs whose shape and size fit
+the region become candidates. Scales follow the plate sizes the region expects, so the
+kernels always see characters of about the same size.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from anpr_core.config import RegionConfig
+from anpr_core.records import Box, Candidate
+
+WORK_PLATE_HEIGHT = 30  # plate height in pixels at which the morphology kernels are tuned
+MIN_PLATE_HEIGHT = 10  # smallest plate, in source pixels, worth a candidate
+EXPAND_X, EXPAND_Y = 0.10, 0.30  # the character blob grown to the plate's edges
+
+
+def plate_scales(shape: tuple[int, int], region: RegionConfig, max_scales: int = 4) -> list[float]:
+    """Resize factors that bring the region's expected plate heights to WORK_PLATE_HEIGHT."""
+    width = shape[1]
+    lo, hi = region.plate_width_fraction
+    smallest = max(MIN_PLATE_HEIGHT, lo * width / region.plate_aspect)
+    largest = max(smallest, hi * width / region.plate_aspect)
+    scales = []
+    height = smallest * 1.4
+    while height <= largest * 1.4 and len(scales) < max_scales:
+        scales.append(min(1.5, WORK_PLATE_HEIGHT / height))
+        height *= 2.0
+    return sorted(set(scales), reverse=True) or [1.0]
+
+
+def _kernel(width: float, height: float) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(width)), max(1, int(height))))
+
+
+def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
+    """Binary mask of rows of character-like marks in a grey image at working scale."""
+    ph = WORK_PLATE_HEIGHT
+    op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
+    hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
+    grad = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
+    peak = float(grad.max())
+    if peak <= 0:
+        return np.zeros_like(gray)
+    grad = (255 * grad / peak).astype(np.uint8)
+    grad = cv2.GaussianBlur(grad, (5, 5), 0)
+    grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
+    _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(3, 3))
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(ph * 0.5, ph * 0.3))
+
+
+def _expanded_quad(rect, scale: float) -> np.ndarray:
+    (cx, cy), (w, h), angle = rect
+    if w < h:  # make the long side the width
+        w, h, angle = h, w, angle + 90
+    if angle > 45:
+        angle -= 180
+    elif angle < -45:
+        angle += 180
+    grown = (
+        (cx / scale, cy / scale),
+        (w * (1 + 2 * EXPAND_X) / scale, h * (1 + 2 * EXPAND_Y) / scale),
+        angle,
+    )
+    return order_quad(cv2.boxPoints(grown))
+
+
+def order_quad(points: np.ndarray) -> np.ndarray:
+    """Four points ordered clockwise from top-left."""
+    pts = np.asarray(points, np.float32).reshape(4, 2)
+    s = pts.sum(axis=1)
+    d = pts[:, 1] - pts[:, 0]
+    return np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]])
+
+
+def quad_box(quad: np.ndarray, shape: tuple[int, int]) -> Box:
+    """Axis-aligned box of a quadrilateral, clipped to an image of ``shape``."""
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+    x0, y0 = max(0, x0), max(0, y0)
+    x1, y1 = min(shape[1], x1), min(shape[0], y1)
+    return (int(x0), int(y0), int(max(0, x1 - x0)), int(max(0, y1 - y0)))
+
+
+def blob_candidates(
+    mask: np.ndarray, scale: float, shape: tuple[int, int], region: RegionConfig, polarity: str
+) -> list[Candidate]:
+    """Candidates from the blobs of ``mask`` whose shape and size fit the region."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    lo_a, hi_a = region.aspect_range
+    lo_w, hi_w = region.plate_width_fraction
+    found = []
+    for contour in contours:
+        rect = cv2.minAreaRect(contour)
+        w, h = sorted(rect[1], reverse=True)
+        if h < 4:
+            continue
+        quad = _expanded_quad(rect, scale)
+        plate_w = w * (1 + 2 * EXPAND_X) / scale
+        plate_h = h * (1 + 2 * EXPAND_Y) / scale
+        aspect = plate_w / plate_h
+        if not (lo_a <= aspect <= hi_a and lo_w * shape[1] <= plate_w <= hi_w * shape[1]):
+            continue
+        if plate_h < MIN_PLATE_HEIGHT:
+            continue
+        fill = cv2.contourArea(contour) / max(1.0, w * h)
+        size_fit = np.exp(-abs(np.log(h / (WORK_PLATE_HEIGHT * 0.55))))
+        aspect_fit = np.exp(-abs(np.log(aspect / region.plate_aspect)))
+        score = float(fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit))
+        quad_t = tuple((float(x), float(y)) for x, y in quad)
+        found.append(Candidate(quad_box(quad, shape), quad_t, score, polarity))
+    return found
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0
+
+
+def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidate]:
+    """Candidates best first, dropping any that overlaps a better one by more than max_iou."""
+    kept: list[Candidate] = []
+    for cand in sorted(candidates, key=lambda c: c.score, reverse=True):
+        if all(box_iou(cand.box, k.box) <= max_iou for k in kept):
+            kept.append(cand)
+    return kept
+
+
+def localize_plates(
+    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10
+) -> list[Candidate]:
+    """Plate candidates in a grey scene, best first, at most ``max_candidates``."""
+    found: list[Candidate] = []
+    for scale in plate_scales(gray.shape, region):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        for polarity in region.polarity:
+            mask = text_blobs(small, polarity)
+            found.extend(blob_candidates(mask, scale, gray.shape, region, polarity))
+    return suppress(found)[:max_candidates]

@@ -1,0 +1,139 @@
+"""From per-character probabilities to plate strings: region patterns, top-k, confidence.
+
+Each pattern of the region is aligned to the segmented pieces by dynamic programming: every
+piece either fills the next slot of the pattern (scored by the best allowed class, so a
+digit slot turns an O into a 0) or is dropped as "not a character" (scored by the reject
+probability). Reads that match no pattern are kept but weighed down by the region's
+``pattern_weight``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anpr_core.classify import REJECT
+from anpr_core.config import ALPHABET, RegionConfig, pattern_slots
+
+MAX_DROPPED = 3  # pieces a read may discard as non-characters
+
+
+@dataclass(frozen=True)
+class Read:
+    """The best string for one set of pieces, with its evidence."""
+
+    text: str
+    score: float  # ranking score: character and reject probabilities times the pattern factor
+    confidence: float  # product of the kept characters' probabilities
+    char_confidences: tuple[float, ...]
+    kept: tuple[int, ...]  # indices of the pieces that became characters
+    pattern: str | None
+    alternatives: tuple[tuple[str, float], ...]
+
+
+def _class_columns(classes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index.get(c, -1) for c in ALPHABET]), index
+
+
+def align(
+    char_probs: np.ndarray, reject_probs: np.ndarray, slots: list[np.ndarray]
+) -> tuple[float, list[int], list[int]] | None:
+    """Best alignment of pieces to ``slots`` (arrays of allowed class columns).
+
+    Returns (log score, kept piece indices, chosen class column per kept piece), or None when
+    the pieces cannot fill the slots within ``MAX_DROPPED`` drops.
+    """
+    n, m = len(char_probs), len(slots)
+    if m > n or n - m > MAX_DROPPED:
+        return None
+    log_p = np.log(np.maximum(char_probs, 1e-9))
+    log_r = np.log(np.maximum(reject_probs, 1e-9))
+    best_col = np.empty((n, m), np.int64)
+    best_val = np.empty((n, m))
+    for j, slot in enumerate(slots):
+        cols = log_p[:, slot]
+        k = cols.argmax(axis=1)
+        best_col[:, j] = slot[k]
+        best_val[:, j] = cols[np.arange(n), k]
+    table = np.full((n + 1, m + 1), -np.inf)
+    table[0, 0] = 0.0
+    for i in range(1, n + 1):
+        table[i, 0] = table[i - 1, 0] + log_r[i - 1]
+        for j in range(1, min(i, m) + 1):
+            table[i, j] = max(
+                table[i - 1, j] + log_r[i - 1], table[i - 1, j - 1] + best_val[i - 1, j - 1]
+            )
+    if not np.isfinite(table[n, m]):
+        return None
+    kept, cols = [], []
+    i, j = n, m
+    while i > 0:
+        if j > 0 and table[i, j] == table[i - 1, j - 1] + best_val[i - 1, j - 1]:
+            kept.append(i - 1)
+            cols.append(int(best_col[i - 1, j - 1]))
+            j -= 1
+        i -= 1
+    return float(table[n, m]), kept[::-1], cols[::-1]
+
+
+def read_plate(
+    probs: np.ndarray, classes: list[str], region: RegionConfig, top_k: int = 5
+) -> Read | None:
+    """The best read of a plate's pieces (rows of ``probs``), or None when there is none."""
+    if len(probs) == 0:
+        return None
+    columns, index = _class_columns(classes)
+    known = columns >= 0
+    char_probs = np.zeros((len(probs), len(ALPHABET)))
+    char_probs[:, known] = probs[:, columns[known]]
+    reject = probs[:, index[REJECT]] if REJECT in index else np.full(len(probs), 1e-3)
+    all_slot = np.arange(len(ALPHABET))
+    lo, hi = region.char_count
+    hypotheses: list[tuple[float, str | None, list[int], list[int]]] = []
+    for pattern in region.patterns:
+        slots = [np.array(sorted(ALPHABET.index(c) for c in s)) for s in pattern_slots(pattern)]
+        aligned = align(char_probs, reject, slots)
+        if aligned:
+            hypotheses.append((aligned[0], pattern, aligned[1], aligned[2]))
+    penalty = np.log(region.pattern_weight)
+    for m in range(max(lo, len(probs) - MAX_DROPPED), min(hi, len(probs)) + 1):
+        aligned = align(char_probs, reject, [all_slot] * m)
+        if aligned:
+            hypotheses.append((aligned[0] + penalty, None, aligned[1], aligned[2]))
+    if not hypotheses:
+        return None
+    hypotheses.sort(key=lambda h: h[0], reverse=True)
+    log_score, pattern, kept, cols = hypotheses[0]
+    char_conf = tuple(float(char_probs[i, c]) for i, c in zip(kept, cols, strict=True))
+    text = "".join(ALPHABET[c] for c in cols)
+    return Read(
+        text=text,
+        score=float(np.exp(log_score / len(probs))),
+        confidence=float(np.prod(char_conf)),
+        char_confidences=char_conf,
+        kept=tuple(kept),
+        pattern=pattern,
+        alternatives=_alternatives(hypotheses, char_probs, region, top_k),
+    )
+
+
+def _alternatives(hypotheses, char_probs, region, top_k) -> tuple[tuple[str, float], ...]:
+    """Top-k distinct strings with their confidence: the best of each hypothesis, then
+    single-character substitutions of the best read by each position's runner-up."""
+    found: dict[str, float] = {}
+    for _, _, kept, cols in hypotheses:
+        text = "".join(ALPHABET[c] for c in cols)
+        conf = float(np.prod([char_probs[i, c] for i, c in zip(kept, cols, strict=True)]))
+        found.setdefault(text, conf)
+    _, _, kept, cols = hypotheses[0]
+    base = [float(char_probs[i, c]) for i, c in zip(kept, cols, strict=True)]
+    for pos, piece in enumerate(kept):
+        runner_up = int(np.argsort(char_probs[piece])[-2])
+        text = list("".join(ALPHABET[c] for c in cols))
+        text[pos] = ALPHABET[runner_up]
+        conf = float(np.prod(base[:pos] + [char_probs[piece, runner_up]] + base[pos + 1 :]))
+        found.setdefault("".join(text), conf)
+    ranked = sorted(found.items(), key=lambda kv: kv[1], reverse=True)
+    return tuple((text, conf) for text, conf in ranked[:top_k])

@@ -1,0 +1,164 @@
+"""Character training samples from labeled plates.
+
+A plate is segmented the way the pipeline will segment it; where the number of pieces equals
+the label's length, piece i is labeled with character i. Pieces straddling two neighbouring
+characters and pieces outside the character row become ``REJECT`` samples, which teach the
+classifier what is not a character.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from anpr_core.classify import REJECT
+from anpr_core.config import RegionConfig
+from anpr_core.records import Box, CharImage
+from anpr_core.segment import (
+    PLATE_HEIGHT,
+    binarize,
+    component_boxes,
+    cut_characters,
+    rectify,
+    segment_plate,
+)
+
+
+@dataclass(frozen=True)
+class PlateSamples:
+    """The labeled characters and reject pieces cut from one plate."""
+
+    chars: list[CharImage]
+    labels: list[str]
+    polarity: str
+
+
+def box_quad(box: Box, margin_x: float = 0.04, margin_y: float = 0.08):
+    """The quadrilateral of a labeled (x, y, w, h) box grown by a small margin."""
+    x, y, w, h = box
+    x0, y0 = x - margin_x * w, y - margin_y * h
+    x1, y1 = x + w * (1 + margin_x), y + h * (1 + margin_y)
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+def plate_samples(
+    gray: np.ndarray,
+    text: str,
+    region: RegionConfig,
+    box: Box | None = None,
+    block_fractions: tuple[float, ...] = (0.5,),
+    offset: float = 8.0,
+) -> PlateSamples | None:
+    """Labeled characters of a plate (the whole image, or ``box`` of a scene), or None when
+    no segmentation yields exactly ``len(text)`` pieces."""
+    h, w = gray.shape[:2]
+    quad = box_quad(box) if box else ((0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1))
+    plate = rectify(gray, quad, PLATE_HEIGHT)
+    for polarity in region.polarity:
+        for block in block_fractions:
+            chars = segment_plate(plate, region, polarity, block, offset)
+            if len(chars) == len(text):
+                rejects = straddling_pieces(plate, chars, polarity, block, offset)
+                rejects += stray_pieces(plate, chars, polarity, block, offset)
+                labels = list(text) + [REJECT] * len(rejects)
+                return PlateSamples(chars + rejects, labels, polarity)
+    return None
+
+
+def straddling_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
+    """Windows from the middle of one character to the middle of the next: not characters."""
+    binary = binarize(plate, polarity, block, offset)
+    pieces = []
+    for a, b in zip(chars, chars[1:], strict=False):
+        ax, ay, aw, ah = a.box
+        bx, by, bw, bh = b.box
+        x0, x1 = ax + aw // 2, bx + bw // 2
+        y0, y1 = min(ay, by), max(ay + ah, by + bh)
+        if x1 - x0 >= 3:
+            pieces += cut_characters(binary, [(x0, y0, x1 - x0, y1 - y0)])
+    return pieces
+
+
+def stray_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
+    """Components of character-like height that are not among the plate's characters."""
+    binary = binarize(plate, polarity, block, offset)
+    heights = [c.box[3] for c in chars]
+    lo, hi = 0.6 * min(heights), 1.3 * max(heights)
+    boxes = []
+    for (x, y, w, h), _area in component_boxes(binary):
+        overlaps = any(abs(x + w / 2 - (c.box[0] + c.box[2] / 2)) < c.box[2] for c in chars)
+        if lo <= h <= hi and w <= 2 * h and not overlaps:
+            boxes.append((x, y, w, h))
+    return cut_characters(binary, boxes)
+
+
+def jitter(char: CharImage, rng: np.random.Generator, copies: int = 2) -> list[CharImage]:
+    """Copies of a character with its crop shifted by a pixel or two and strokes thickened or
+    thinned: the small variations segmentation produces on unseen plates."""
+    out = []
+    image = char.image
+    for _ in range(copies):
+        h, w = image.shape
+        pad = cv2.copyMakeBorder(image, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=0)
+        dx0, dx1, dy0, dy1 = rng.integers(-1, 2, size=4)
+        crop = pad[2 + dy0 : 2 + h + dy1, 2 + dx0 : 2 + w + dx1]
+        if crop.size == 0:
+            continue
+        op = rng.integers(0, 3)
+        if op == 1:
+            crop = cv2.dilate(crop, np.ones((2, 2), np.uint8))
+        elif op == 2 and min(crop.shape) > 8:
+            crop = cv2.erode(crop, np.ones((2, 2), np.uint8))
+        out.append(CharImage(np.ascontiguousarray(crop), char.box))
+    return out
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Character rows (``features.char_vectors``) with labels, and how they were obtained."""
+
+    X: np.ndarray
+    y: np.ndarray
+    plates_used: int
+    plates_skipped: int
+
+    def summary(self) -> dict:
+        """Counts to log with a training run."""
+        labels, counts = np.unique(self.y, return_counts=True)
+        return {
+            "plates_used": self.plates_used,
+            "plates_skipped": self.plates_skipped,
+            "samples": len(self.y),
+            "reject_samples": int(np.sum(self.y == REJECT)),
+            "classes": len(labels),
+            "rarest_class": str(labels[counts.argmin()]) if len(labels) else "",
+            "rarest_count": int(counts.min()) if len(labels) else 0,
+        }
+
+
+def training_set(
+    plates, region: RegionConfig, augment: int = 2, seed: int = 0, **segment_options
+) -> TrainingSet:
+    """Character samples from ``plates``: pairs of (grey image, box or None, text).
+
+    ``augment`` jittered copies are added per sample (see ``jitter``).
+    """
+    from anpr_core.features import char_vectors
+
+    rng = np.random.default_rng(seed)
+    chars: list[CharImage] = []
+    labels: list[str] = []
+    used = skipped = 0
+    for gray, box, text in plates:
+        found = plate_samples(gray, text, region, box, **segment_options)
+        if found is None:
+            skipped += 1
+            continue
+        used += 1
+        for char, label in zip(found.chars, found.labels, strict=True):
+            copies = [char, *jitter(char, rng, augment)] if augment else [char]
+            chars.extend(copies)
+            labels.extend([label] * len(copies))
+    return TrainingSet(char_vectors(chars), np.array(labels), used, skipped)

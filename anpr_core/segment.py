@@ -1,0 +1,203 @@
+"""Rectify a plate candidate and cut out its characters, left to right.
+
+Adaptive threshold, connected components, then pruning by what characters of the region look
+like: height relative to the plate, aspect ratio, fill, and membership in the one row of
+similar-sized, baseline-aligned components that the plate's characters form. Borders, bolts,
+state names, slogans and stickers fail one of those tests.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from anpr_core.config import RegionConfig
+from anpr_core.records import Box, CharImage, Quad
+
+PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
+
+
+def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndarray:
+    """The quadrilateral ``quad`` of ``gray`` warped to a flat plate ``height`` rows high."""
+    src = np.asarray(quad, dtype=np.float32)
+    top = np.linalg.norm(src[1] - src[0])
+    bottom = np.linalg.norm(src[2] - src[3])
+    left = np.linalg.norm(src[3] - src[0])
+    right = np.linalg.norm(src[2] - src[1])
+    aspect = max(top, bottom) / max(1.0, (left + right) / 2)
+    width = max(8, int(round(height * aspect)))
+    dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
+    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(gray, matrix, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.5, offset: float = 8):
+    """Binary ink mask (255 = ink) of a grey plate, by a local-mean threshold.
+
+    ``block_fraction`` sets the neighbourhood as a fraction of plate height: large enough to
+    span a character's stroke and background, small enough to follow uneven lighting.
+    """
+    height = plate.shape[0]
+    block = max(3, int(height * block_fraction) | 1)
+    source = plate if polarity == "light_on_dark" else 255 - plate
+    return cv2.adaptiveThreshold(
+        source, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -offset
+    )
+
+
+def component_boxes(binary: np.ndarray) -> list[tuple[Box, int]]:
+    """Bounding boxes and pixel areas of the 8-connected components of ``binary``."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    return [((int(x), int(y), int(w), int(h)), int(area)) for x, y, w, h, area in stats[1:n]]
+
+
+def plausible_chars(
+    components: list[tuple[Box, int]], shape: tuple[int, int], region: RegionConfig
+) -> list[Box]:
+    """Component boxes whose height, aspect ratio and fill could be a character."""
+    height, width = shape
+    lo_h, hi_h = region.char_height_fraction
+    lo_a, hi_a = region.char_aspect_range
+    kept = []
+    for (x, y, w, h), area in components:
+        if not lo_h * height <= h <= hi_h * height:
+            continue
+        if w > hi_a * h * 2.2:  # may be touching characters; split later
+            continue
+        fill = area / float(w * h)
+        if fill < 0.12 or fill > 0.95:
+            continue
+        if x <= 0 or x + w >= width:
+            continue
+        thin = w < 0.25 * h
+        if thin and (x < 0.04 * width or x + w > 0.96 * width):  # the plate's frame
+            continue
+        if lo_a * h > w and fill < 0.5:
+            continue
+        kept.append((x, y, w, h))
+    return kept
+
+
+def character_row(boxes: list[Box]) -> list[Box]:
+    """The largest set of boxes of similar height on one line: the plate's characters."""
+    best: list[Box] = []
+    best_area = 0
+    for _, sy, _, sh in boxes:
+        centre = sy + sh / 2
+        row = [
+            b
+            for b in boxes
+            if 0.78 * sh <= b[3] <= 1.28 * sh and abs(b[1] + b[3] / 2 - centre) <= 0.22 * sh
+        ]
+        area = sum(b[2] * b[3] for b in row)
+        if len(row) > len(best) or (len(row) == len(best) and area > best_area):
+            best, best_area = row, area
+    return sorted(best, key=lambda b: b[0])
+
+
+def merge_overlapping(boxes: list[Box]) -> list[Box]:
+    """Boxes with pieces of one character (horizontally overlapping) merged into one."""
+    merged: list[Box] = []
+    for box in sorted(boxes, key=lambda b: b[0]):
+        if merged:
+            x, y, w, h = merged[-1]
+            overlap = x + w - box[0]
+            if overlap > 0.6 * min(w, box[2]):
+                nx, ny = min(x, box[0]), min(y, box[1])
+                nr = max(x + w, box[0] + box[2])
+                nb = max(y + h, box[1] + box[3])
+                merged[-1] = (nx, ny, nr - nx, nb - ny)
+                continue
+        merged.append(box)
+    return merged
+
+
+def split_wide(boxes: list[Box], max_aspect: float) -> list[Box]:
+    """Boxes too wide for one character (touching characters) split into equal parts."""
+    if not boxes:
+        return boxes
+    typical = float(np.median([b[2] for b in boxes]))
+    result = []
+    for x, y, w, h in boxes:
+        parts = int(round(w / max(typical, 1.0)))
+        if w > max_aspect * h and w > 1.6 * typical and parts >= 2:
+            step = w / parts
+            result.extend((int(x + i * step), y, int(step), h) for i in range(parts))
+        else:
+            result.append((x, y, w, h))
+    return result
+
+
+def cut_characters(binary: np.ndarray, boxes: list[Box]) -> list[CharImage]:
+    """The ink of each box, cropped, as CharImages."""
+    chars = []
+    for x, y, w, h in boxes:
+        crop = binary[y : y + h, x : x + w]
+        if crop.size:
+            chars.append(CharImage(np.ascontiguousarray(crop), (x, y, w, h)))
+    return chars
+
+
+def character_band(boxes: list[Box]) -> tuple[int, int] | None:
+    """Top and bottom rows of a character row (median of its boxes), or None below 2 boxes."""
+    if len(boxes) < 2:
+        return None
+    top = int(np.median([b[1] for b in boxes]))
+    bottom = int(np.median([b[1] + b[3] for b in boxes]))
+    return top, bottom
+
+
+def band_from_profile(binary: np.ndarray, region: RegionConfig) -> tuple[int, int] | None:
+    """The tallest run of rows with ink across much of the plate: where the characters are."""
+    height = binary.shape[0]
+    ink = (binary > 0).mean(axis=1)
+    rows = ink > max(0.12, 0.5 * float(np.median(ink)))
+    best, start = None, None
+    for i, on in enumerate(np.append(rows, False)):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            if best is None or i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    if best is None or best[1] - best[0] < region.char_height_fraction[0] * height:
+        return None
+    return best
+
+
+def row_boxes(binary: np.ndarray, region: RegionConfig) -> list[Box]:
+    """Character boxes of one binary plate: plausible components forming the character row."""
+    boxes = plausible_chars(component_boxes(binary), binary.shape, region)
+    return character_row(merge_overlapping(boxes))
+
+
+def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> np.ndarray:
+    """``binary`` with the rows above and below ``band`` cleared.
+
+    Characters often touch a state name, a slogan or the frame; cutting those rows away
+    separates them without eroding strokes.
+    """
+    clipped = binary.copy()
+    clipped[: max(0, band[0] - margin)] = 0
+    clipped[band[1] + margin :] = 0
+    return clipped
+
+
+def segment_plate(
+    plate: np.ndarray,
+    region: RegionConfig,
+    polarity: str = "dark_on_light",
+    block_fraction: float = 0.5,
+    offset: float = 8,
+) -> list[CharImage]:
+    """Characters of a rectified grey plate, left to right (empty when none are found)."""
+    binary = binarize(plate, polarity, block_fraction, offset)
+    boxes = row_boxes(binary, region)
+    band = character_band(boxes) or band_from_profile(binary, region)
+    if band is not None:
+        clipped = clip_to_band(binary, band)
+        banded = row_boxes(clipped, region)
+        if len(banded) >= len(boxes):
+            binary, boxes = clipped, banded
+    boxes = split_wide(boxes, max_aspect=region.char_aspect_range[1])
+    return cut_characters(binary, boxes)
