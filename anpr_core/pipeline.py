@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -28,6 +28,7 @@ from anpr_core.segment import PLATE_HEIGHT, rectify, segment_plate
 PIPELINE_VERSION = "0.1.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
+POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,16 @@ def read_candidate(
                 probs = char_probabilities(model, chars)
             with timer.stage("postprocess"):
                 read = read_plate(probs, classes, region, settings.top_k)
-            if read and (best is None or _read_rank(read) > _read_rank(best[0])):
+            if read is None:
+                continue
+            read = _with_prior(read, POLARITY_PRIOR if polarity != region.polarity[0] else 1.0)
+            if best is None or _read_rank(read) > _read_rank(best[0]):
                 best = (read, polarity)
     return best
+
+
+def _with_prior(read: Read, prior: float) -> Read:
+    return replace(read, score=read.score * prior) if prior != 1.0 else read
 
 
 def _read_rank(read: Read) -> float:

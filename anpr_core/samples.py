@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from anpr_core.classify import REJECT
+from anpr_core.classify import REJECT, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
+from anpr_core.postprocess import MAX_DROPPED, align
 from anpr_core.records import Box, CharImage
 from anpr_core.segment import (
     PLATE_HEIGHT,
@@ -50,21 +51,51 @@ def plate_samples(
     box: Box | None = None,
     block_fractions: tuple[float, ...] = (0.5,),
     offset: float = 8.0,
+    model=None,
 ) -> PlateSamples | None:
-    """Labeled characters of a plate (the whole image, or ``box`` of a scene), or None when
-    no segmentation yields exactly ``len(text)`` pieces."""
+    """Labeled characters of a plate (the whole image, or ``box`` of a scene), or None.
+
+    Pieces pair with the label where a segmentation yields exactly ``len(text)`` of them. Given
+    a ``model``, a segmentation with a few pieces too many is paired by forced alignment: the
+    model decides which pieces are not characters, and those become reject samples.
+    """
     h, w = gray.shape[:2]
     quad = box_quad(box) if box else ((0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1))
     plate = rectify(gray, quad, PLATE_HEIGHT)
+    aligned: list[tuple[float, PlateSamples]] = []
     for polarity in region.polarity:
         for block in block_fractions:
             chars = segment_plate(plate, region, polarity, block, offset)
             if len(chars) == len(text):
                 rejects = straddling_pieces(plate, chars, polarity, block, offset)
-                rejects += stray_pieces(plate, chars, polarity, block, offset)
                 labels = list(text) + [REJECT] * len(rejects)
                 return PlateSamples(chars + rejects, labels, polarity)
-    return None
+            if model is not None and len(text) < len(chars) <= len(text) + MAX_DROPPED:
+                found = forced_alignment(model, chars, text)
+                if found is not None:
+                    score, kept = found
+                    labels = [
+                        text[kept.index(i)] if i in kept else REJECT for i in range(len(chars))
+                    ]
+                    aligned.append((score, PlateSamples(chars, labels, polarity)))
+    return max(aligned, key=lambda a: a[0])[1] if aligned else None
+
+
+def forced_alignment(model, chars: list[CharImage], text: str, min_score: float = 0.3):
+    """(per-piece score, indices of kept pieces) aligning ``chars`` to the known ``text``, or
+    None when the model finds the alignment unlikely (mean piece probability < min_score)."""
+    probs = char_probabilities(model, chars)
+    classes = model_classes(model)
+    if REJECT not in classes or any(c not in classes for c in text):
+        return None
+    reject = probs[:, classes.index(REJECT)]
+    slots = [np.array([classes.index(c)]) for c in text]
+    result = align(probs, reject, slots)
+    if result is None:
+        return None
+    log_score, kept, _ = result
+    score = float(np.exp(log_score / len(chars)))
+    return (score, kept) if score >= min_score else None
 
 
 def straddling_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
@@ -139,11 +170,12 @@ class TrainingSet:
 
 
 def training_set(
-    plates, region: RegionConfig, augment: int = 2, seed: int = 0, **segment_options
+    plates, region: RegionConfig, augment: int = 2, seed: int = 0, model=None, **segment_options
 ) -> TrainingSet:
-    """Character samples from ``plates``: pairs of (grey image, box or None, text).
+    """Character samples from ``plates``: triples of (grey image, box or None, text).
 
-    ``augment`` jittered copies are added per sample (see ``jitter``).
+    ``augment`` jittered copies are added per sample (see ``jitter``); ``model`` enables forced
+    alignment of plates that segment into a few pieces too many (see ``plate_samples``).
     """
     from anpr_core.features import char_vectors
 
@@ -152,7 +184,7 @@ def training_set(
     labels: list[str] = []
     used = skipped = 0
     for gray, box, text in plates:
-        found = plate_samples(gray, text, region, box, **segment_options)
+        found = plate_samples(gray, text, region, box, model=model, **segment_options)
         if found is None:
             skipped += 1
             continue

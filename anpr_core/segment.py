@@ -65,12 +65,12 @@ def plausible_chars(
         if w > hi_a * h * 2.2:  # may be touching characters; split later
             continue
         fill = area / float(w * h)
-        if fill < 0.12 or fill > 0.95:
+        thin = w < 0.3 * h  # a 1 or an I can be a solid bar
+        if fill < 0.12 or (fill > 0.95 and not thin):
             continue
         if x <= 0 or x + w >= width:
             continue
-        thin = w < 0.25 * h
-        if thin and (x < 0.04 * width or x + w > 0.96 * width):  # the plate's frame
+        if w < 0.25 * h and (x < 0.04 * width or x + w > 0.96 * width):  # the plate's frame
             continue
         if lo_a * h > w and fill < 0.5:
             continue
