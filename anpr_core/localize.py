@@ -18,20 +18,23 @@ from anpr_core.records import Box, Candidate
 
 WORK_PLATE_HEIGHT = 30  # plate height in pixels at which the morphology kernels are tuned
 MIN_PLATE_HEIGHT = 10  # smallest plate, in source pixels, worth a candidate
-EXPAND_X, EXPAND_Y = 0.10, 0.30  # the character blob grown to the plate's edges
+EXPAND_X, EXPAND_Y = 0.08, 0.15  # the character blob grown to the plate's edges
 
 
-def plate_scales(shape: tuple[int, int], region: RegionConfig, max_scales: int = 4) -> list[float]:
+def plate_scales(
+    shape: tuple[int, int], region: RegionConfig, step: float = 1.6, max_scales: int = 5
+) -> list[float]:
     """Resize factors that bring the region's expected plate heights to WORK_PLATE_HEIGHT."""
     width = shape[1]
     lo, hi = region.plate_width_fraction
     smallest = max(MIN_PLATE_HEIGHT, lo * width / region.plate_aspect)
     largest = max(smallest, hi * width / region.plate_aspect)
     scales = []
-    height = smallest * 1.4
-    while height <= largest * 1.4 and len(scales) < max_scales:
-        scales.append(min(1.5, WORK_PLATE_HEIGHT / height))
-        height *= 2.0
+    cap = 1.5 if width < 1000 else 1.0  # upsampling a small image is cheap; a large one is not
+    height = smallest * 1.25
+    while height <= largest * 1.25 and len(scales) < max_scales:
+        scales.append(min(cap, WORK_PLATE_HEIGHT / height))
+        height *= step
     return sorted(set(scales), reverse=True) or [1.0]
 
 
@@ -56,7 +59,12 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(ph * 0.5, ph * 0.3))
 
 
-def _expanded_quad(rect, scale: float) -> np.ndarray:
+def plate_quad(rect, scale: float, plate_aspect: float) -> np.ndarray:
+    """The plate around a character blob (a rotated rect at working scale), in source pixels.
+
+    Characters span most of a plate's width, so the blob's width sets the plate's width and
+    the region's plate aspect sets its height (never less than the blob's own height).
+    """
     (cx, cy), (w, h), angle = rect
     if w < h:  # make the long side the width
         w, h, angle = h, w, angle + 90
@@ -64,11 +72,9 @@ def _expanded_quad(rect, scale: float) -> np.ndarray:
         angle -= 180
     elif angle < -45:
         angle += 180
-    grown = (
-        (cx / scale, cy / scale),
-        (w * (1 + 2 * EXPAND_X) / scale, h * (1 + 2 * EXPAND_Y) / scale),
-        angle,
-    )
+    width = w * (1 + 2 * EXPAND_X)
+    height = max(h * (1 + 2 * EXPAND_Y), width / plate_aspect)
+    grown = ((cx / scale, cy / scale), (width / scale, height / scale), angle)
     return order_quad(cv2.boxPoints(grown))
 
 
@@ -102,10 +108,10 @@ def blob_candidates(
         w, h = sorted(rect[1], reverse=True)
         if h < 4:
             continue
-        quad = _expanded_quad(rect, scale)
+        quad = plate_quad(rect, scale, region.plate_aspect)
         plate_w = w * (1 + 2 * EXPAND_X) / scale
-        plate_h = h * (1 + 2 * EXPAND_Y) / scale
-        aspect = plate_w / plate_h
+        aspect = plate_w / (h * (1 + 2 * EXPAND_Y) / scale)
+        plate_h = plate_w / region.plate_aspect
         if not (lo_a <= aspect <= hi_a and lo_w * shape[1] <= plate_w <= hi_w * shape[1]):
             continue
         if plate_h < MIN_PLATE_HEIGHT:

@@ -35,7 +35,7 @@ POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its se
 class Settings:
     """Pipeline settings that travel with a model version (so a version reads the same way)."""
 
-    max_candidates: int = 8
+    max_candidates: int = 12
     block_fractions: tuple[float, ...] = (0.5,)
     offset: float = 8.0
     min_chars: int = 2

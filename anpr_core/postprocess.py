@@ -120,8 +120,8 @@ def read_plate(
 
 
 def _alternatives(hypotheses, char_probs, region, top_k) -> tuple[tuple[str, float], ...]:
-    """Top-k distinct strings with their confidence: the best of each hypothesis, then
-    single-character substitutions of the best read by each position's runner-up."""
+    """Top-k distinct strings with their confidence, the read first: the best string of each
+    hypothesis, then single-character substitutions of the read by each runner-up."""
     found: dict[str, float] = {}
     for _, _, kept, cols in hypotheses:
         text = "".join(ALPHABET[c] for c in cols)
@@ -135,5 +135,6 @@ def _alternatives(hypotheses, char_probs, region, top_k) -> tuple[tuple[str, flo
         text[pos] = ALPHABET[runner_up]
         conf = float(np.prod(base[:pos] + [char_probs[piece, runner_up]] + base[pos + 1 :]))
         found.setdefault("".join(text), conf)
-    ranked = sorted(found.items(), key=lambda kv: kv[1], reverse=True)
-    return tuple((text, conf) for text, conf in ranked[:top_k])
+    best = next(iter(found.items()))  # the read itself leads, whatever its pattern factor
+    others = sorted(list(found.items())[1:], key=lambda kv: kv[1], reverse=True)
+    return tuple([best, *others][:top_k])

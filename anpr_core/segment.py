@@ -66,7 +66,7 @@ def plausible_chars(
             continue
         fill = area / float(w * h)
         thin = w < 0.3 * h  # a 1 or an I can be a solid bar
-        if fill < 0.12 or (fill > 0.95 and not thin):
+        if fill < 0.12 or (fill > 0.85 and not thin):  # blocks, bands and stickers
             continue
         if x <= 0 or x + w >= width:
             continue

@@ -1,0 +1,96 @@
+"""End to end on synthetic data: train on synthetic crops, read unseen synthetic scenes."""
+
+import cv2
+import numpy as np
+import pytest
+
+from anpr_core.classify import build_classifier
+from anpr_core.config import load_region
+from anpr_core.errors import ImageError
+from anpr_core.evaluation import evaluate_image, summarize
+from anpr_core.pipeline import recognize, recognize_crop, to_gray
+from anpr_core.samples import training_set
+from anpr_core.synth import synth_crops, synth_scenes
+
+
+def _gray(image):
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+@pytest.fixture(scope="module")
+def us_model():
+    region = load_region("us")
+    plates = [(_gray(c.image), None, c.text) for _, c in synth_crops(150, seed=11, region=region)]
+    first = build_classifier(max_iter=200).fit(*_xy(training_set(plates, region)))
+    final = training_set(plates, region, model=first)
+    return build_classifier(max_iter=200).fit(final.X, final.y)
+
+
+def _xy(ts):
+    return ts.X, ts.y
+
+
+def test_reads_unseen_synthetic_scenes(us_model):
+    region = load_region("us")
+    results = [
+        evaluate_image(name, _gray(s.image), s.plates[0][0], s.plates[0][1], us_model, region)
+        for name, s in synth_scenes(30, seed=99, region=region)
+    ]
+    figures = summarize(results)
+    assert figures["detection_recall"] >= 0.8, figures
+    assert figures["plate_accuracy"] >= 0.45, figures
+    assert figures["char_accuracy"] >= 0.8, figures
+
+
+def test_plate_read_fields(us_model):
+    region = load_region("us")
+    _, scene = next(synth_scenes(1, seed=5, region=region))
+    reads = recognize(scene.image, us_model, region)
+    assert reads, "the synthetic plate should be found"
+    best = reads[0]
+    assert 0 <= best.confidence <= 1 and 0 <= best.detection_score <= 1
+    assert len(best.quad) == 4 and len(best.char_confidences) == len(best.text)
+    assert best.alternatives[0][0] == best.text
+    assert best.region == "us"
+    x, y, w, h = best.box
+    assert min(x, y) >= 0
+    assert x + w <= scene.image.shape[1] and y + h <= scene.image.shape[0]
+
+
+def test_crop_reading(us_model):
+    region = load_region("us")
+    crops = list(synth_crops(20, seed=77, region=region))
+    reads = [recognize_crop(c.image, us_model, region) for _, c in crops]
+    right = sum(bool(r) and r[0].text == c.text for r, (_, c) in zip(reads, crops, strict=True))
+    assert right >= 14
+
+
+def test_no_plate_gives_empty_list(us_model):
+    rng = np.random.default_rng(0)
+    sky = np.tile(np.linspace(120, 200, 480, dtype=np.uint8)[:, None], (1, 640))
+    sky = cv2.GaussianBlur(sky + rng.integers(0, 4, sky.shape, dtype=np.uint8), (5, 5), 0)
+    assert recognize(sky, us_model, load_region("us")) == []
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((1, 1, 3), np.uint8),
+        np.zeros((0, 10), np.uint8),
+        np.zeros((10, 10, 7), np.uint8),
+        "not an array",
+        np.full((40, 40), np.nan),
+    ],
+)
+def test_not_an_image_raises_image_error(us_model, image):
+    with pytest.raises(ImageError):
+        recognize(image, us_model, load_region("us"))
+
+
+def test_unusual_but_valid_images_are_read():
+    base = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    expected = cv2.cvtColor(base, cv2.COLOR_BGR2GRAY)
+    assert np.array_equal(to_gray(base), expected)
+    assert np.array_equal(to_gray(cv2.cvtColor(base, cv2.COLOR_BGR2BGRA)), expected)
+    assert to_gray(expected.astype(np.uint16) * 257).tolist() == expected.tolist()
+    assert to_gray(expected[:, :, None]).shape == expected.shape

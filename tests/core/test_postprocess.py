@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from anpr_core.classify import REJECT
+from anpr_core.config import ALPHABET, RegionConfig, load_region
+from anpr_core.postprocess import read_plate
+
+CLASSES = list(ALPHABET) + [REJECT]
+
+
+def probs_for(*pieces: dict[str, float]) -> np.ndarray:
+    """Probability rows: each piece's listed classes, the rest spread thinly."""
+    rows = np.full((len(pieces), len(CLASSES)), 1e-4)
+    for row, piece in zip(rows, pieces, strict=True):
+        for char, p in piece.items():
+            row[CLASSES.index(char)] = p
+    return rows / rows.sum(axis=1, keepdims=True)
+
+
+def sure(text: str) -> list[dict[str, float]]:
+    return [{c: 0.97} for c in text]
+
+
+@pytest.mark.parametrize(("confused", "fixed"), [("O", "0"), ("I", "1"), ("B", "8"), ("S", "5")])
+def test_pattern_fixes_letter_digit_confusions(confused, fixed):
+    region = load_region("br")
+    pieces = sure("ABC") + [{confused: 0.6, fixed: 0.35}] + sure("234")
+    read = read_plate(probs_for(*pieces), CLASSES, region)
+    assert read.text == f"ABC{fixed}234"
+    assert read.pattern == "@@@####"
+
+
+def test_pattern_fixes_digit_in_letter_slot():
+    pieces = [{"0": 0.6, "O": 0.35}] + sure("BC1234")
+    read = read_plate(probs_for(*pieces), CLASSES, load_region("br"))
+    assert read.text == "OBC1234"
+
+
+def test_non_character_pieces_are_dropped():
+    pieces = [{REJECT: 0.9, "1": 0.05}] + sure("ABC1234") + [{REJECT: 0.8, "I": 0.1}]
+    read = read_plate(probs_for(*pieces), CLASSES, load_region("br"))
+    assert read.text == "ABC1234"
+    assert read.kept == (1, 2, 3, 4, 5, 6, 7)
+
+
+def test_read_without_pattern_is_kept_but_weighed_down():
+    region = RegionConfig(name="t", char_count=(2, 8), patterns=("@@@###",), pattern_weight=0.5)
+    read = read_plate(probs_for(*sure("AB12")), CLASSES, region)
+    assert read.text == "AB12" and read.pattern is None
+    matched = read_plate(probs_for(*sure("ABC123")), CLASSES, region)
+    assert matched.pattern == "@@@###" and matched.score > read.score
+
+
+def test_confidence_and_alternatives():
+    pieces = sure("ABC12") + [{"3": 0.7, "8": 0.25}] + sure("4")
+    read = read_plate(probs_for(*pieces), CLASSES, load_region("br"), top_k=3)
+    assert read.text == "ABC1234"
+    assert 0.6 < read.confidence < 0.75
+    assert np.isclose(read.confidence, np.prod(read.char_confidences))
+    assert len(read.char_confidences) == 7
+    texts = [t for t, _ in read.alternatives]
+    assert texts[0] == "ABC1234" and "ABC1284" in texts
+    confs = [c for _, c in read.alternatives[1:]]
+    assert confs == sorted(confs, reverse=True)
+
+
+def test_no_pieces_no_read():
+    assert read_plate(np.zeros((0, len(CLASSES))), CLASSES, load_region("us")) is None

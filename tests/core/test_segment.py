@@ -1,0 +1,70 @@
+import cv2
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anpr_core.config import load_region
+from anpr_core.segment import PLATE_HEIGHT, rectify, segment_plate
+from anpr_core.synth import synth_crops, synth_plate
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(20, 200), st.integers(20, 150), st.integers(60, 300), st.integers(30, 120))
+def test_rectify_recovers_an_axis_aligned_rectangle(x, y, w, h):
+    image = np.zeros((400, 600), np.uint8)
+    image[y : y + h, x : x + w] = 255
+    quad = ((x, y), (x + w - 1, y), (x + w - 1, y + h - 1), (x, y + h - 1))
+    plate = rectify(image, quad, PLATE_HEIGHT)
+    assert plate.shape[0] == PLATE_HEIGHT
+    assert abs(plate.shape[1] / PLATE_HEIGHT - (w - 1) / (h - 1)) < 0.05
+    assert plate[2:-2, 2:-2].min() > 200  # all of it comes from inside the rectangle
+
+
+def test_rectify_undoes_a_perspective_warp():
+    rng = np.random.default_rng(1)
+    plate = synth_plate(rng, load_region("us"), "ABC123").image
+    gray = cv2.cvtColor(plate, cv2.COLOR_BGR2GRAY)
+    h, w = gray.shape
+    src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    dst = np.float32([[40, 30], [w + 20, 50], [w + 30, h + 60], [30, h + 40]])
+    scene = cv2.warpPerspective(gray, cv2.getPerspectiveTransform(src, dst), (w + 100, h + 120))
+    back = rectify(scene, tuple(map(tuple, dst)), h)
+    back = cv2.resize(back, (w, h))
+    assert np.mean(np.abs(back.astype(int) - gray.astype(int))) < 20
+
+
+def _gray(image):
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def test_segments_synthetic_plates_left_to_right():
+    for region_name in ("us", "eu", "br"):
+        region = load_region(region_name)
+        right = 0
+        crops = list(synth_crops(20, seed=3, region=region))
+        for _, crop in crops:
+            gray = cv2.resize(
+                _gray(crop.image),
+                None,
+                fx=PLATE_HEIGHT / crop.image.shape[0],
+                fy=PLATE_HEIGHT / crop.image.shape[0],
+            )
+            chars = max((segment_plate(gray, region, p) for p in region.polarity), key=len)
+            xs = [c.box[0] for c in chars]
+            assert xs == sorted(xs)
+            # EU plates' blue band may stay as one extra piece: the classifier rejects it.
+            extra = 1 if region_name == "eu" else 0
+            right += len(crop.text) <= len(chars) <= len(crop.text) + extra
+        assert right >= 0.8 * len(crops), (region_name, right)
+
+
+def test_light_on_dark_plate():
+    region = load_region("us")
+    dark = 255 - _gray(synth_plate(np.random.default_rng(5), region, "XYZ789").image)
+    dark = cv2.resize(dark, None, fx=PLATE_HEIGHT / dark.shape[0], fy=PLATE_HEIGHT / dark.shape[0])
+    assert len(segment_plate(dark, region, "light_on_dark")) == 6
+
+
+def test_blank_plate_has_no_characters():
+    blank = np.full((PLATE_HEIGHT, 160), 200, np.uint8)
+    assert segment_plate(blank, load_region("us")) == []
