@@ -36,19 +36,31 @@ class Settings:
     """Pipeline settings that travel with a model version (so a version reads the same way)."""
 
     max_candidates: int = 12
-    block_fractions: tuple[float, ...] = (0.5,)
-    offset: float = 8.0
+    # Binarizations tried on each candidate, as (neighbourhood / plate height, grey levels
+    # below the local mean after contrast stretch): a fine one that keeps sharp characters
+    # apart, and a coarse one that keeps the strokes of small, blurred plates whole.
+    thresholds: tuple[tuple[float, float], ...] = ((0.2, 30.0), (0.5, 8.0))
     min_chars: int = 2
     min_read_score: float = 0.15
     top_k: int = 5
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        """Plain-data form, for logging next to a model."""
+        return {k: _lists(v) for k, v in self.__dict__.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
-        known = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**{k: v for k, v in known.items() if k in cls.__dataclass_fields__})
+        """The settings in ``data``; keys this version does not know are ignored."""
+        known = {k: _tuples(v) for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _lists(value):
+    return [_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, tuple | list) else value
 
 
 @dataclass
@@ -106,9 +118,9 @@ def read_candidate(
     polarities = [candidate.polarity] + [p for p in region.polarity if p != candidate.polarity]
     best: tuple[Read, str] | None = None
     for polarity in polarities:
-        for block in settings.block_fractions:
+        for block, offset in settings.thresholds:
             with timer.stage("segment"):
-                chars = segment_plate(plate, region, polarity, block, settings.offset)
+                chars = segment_plate(plate, region, polarity, block, offset)
             if len(chars) < settings.min_chars:
                 continue
             with timer.stage("describe+classify"):

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from anpr_core.classify import REJECT, char_probabilities, model_classes
+from anpr_core.classify import REJECT, build_classifier, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
+from anpr_core.pipeline import Settings
 from anpr_core.postprocess import MAX_DROPPED, align
 from anpr_core.records import Box, CharImage
 from anpr_core.segment import (
@@ -25,6 +26,8 @@ from anpr_core.segment import (
     rectify,
     segment_plate,
 )
+
+REJECT_KEEP = 0.35  # fraction of reject pieces kept: enough to learn them, not to drown characters
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,7 @@ def plate_samples(
     text: str,
     region: RegionConfig,
     box: Box | None = None,
-    block_fractions: tuple[float, ...] = (0.5,),
-    offset: float = 8.0,
+    thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
     model=None,
 ) -> PlateSamples | None:
     """Labeled characters of a plate (the whole image, or ``box`` of a scene), or None.
@@ -64,7 +66,7 @@ def plate_samples(
     plate = rectify(gray, quad, PLATE_HEIGHT)
     aligned: list[tuple[float, PlateSamples]] = []
     for polarity in region.polarity:
-        for block in block_fractions:
+        for block, offset in thresholds:
             chars = segment_plate(plate, region, polarity, block, offset)
             if len(chars) == len(text):
                 rejects = straddling_pieces(plate, chars, polarity, block, offset)
@@ -170,7 +172,12 @@ class TrainingSet:
 
 
 def training_set(
-    plates, region: RegionConfig, augment: int = 2, seed: int = 0, model=None, **segment_options
+    plates,
+    region: RegionConfig,
+    augment: int = 2,
+    seed: int = 0,
+    model=None,
+    thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
 ) -> TrainingSet:
     """Character samples from ``plates``: triples of (grey image, box or None, text).
 
@@ -184,13 +191,44 @@ def training_set(
     labels: list[str] = []
     used = skipped = 0
     for gray, box, text in plates:
-        found = plate_samples(gray, text, region, box, model=model, **segment_options)
+        found = plate_samples(gray, text, region, box, thresholds, model)
         if found is None:
             skipped += 1
             continue
         used += 1
         for char, label in zip(found.chars, found.labels, strict=True):
+            if label == REJECT and rng.random() > REJECT_KEEP:
+                continue
             copies = [char, *jitter(char, rng, augment)] if augment else [char]
             chars.extend(copies)
             labels.extend([label] * len(copies))
     return TrainingSet(char_vectors(chars), np.array(labels), used, skipped)
+
+
+def fit_char_model(
+    plates,
+    region: RegionConfig,
+    settings: Settings | None = None,
+    augment: int = 2,
+    seed: int = 0,
+    **classifier_params,
+):
+    """A character classifier fitted on ``plates`` (triples of grey image, box or None,
+    text), with the TrainingSet of its final round.
+
+    Two rounds: the first model learns from plates that segment into exactly their label's
+    length; it then aligns the plates with a few pieces too many, and the second model learns
+    from both (about 20% more plates on the US crops).
+    """
+    plates = list(plates)
+    settings = settings or Settings()
+    first = training_set(plates, region, augment, seed, thresholds=settings.thresholds)
+    if len(set(first.y)) < 2:
+        raise ValueError(
+            f"too little training data: {first.plates_used} of "
+            f"{first.plates_used + first.plates_skipped} plates gave characters"
+        )
+    model = build_classifier(seed=seed, **classifier_params).fit(first.X, first.y)
+    final = training_set(plates, region, augment, seed, model=model, thresholds=settings.thresholds)
+    model = build_classifier(seed=seed, **classifier_params).fit(final.X, final.y)
+    return model, final

@@ -31,7 +31,17 @@ def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndar
     return cv2.warpPerspective(gray, matrix, (width, height), flags=cv2.INTER_LINEAR)
 
 
-def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.5, offset: float = 8):
+def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """``plate`` with its ``low``..``high`` percentiles stretched to 0..255, so that a fixed
+    threshold offset means the same on dim and bright plates."""
+    lo, hi = np.percentile(plate, (low, high))
+    if hi - lo < 1:
+        return plate
+    scaled = (plate.astype(np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.2, offset: float = 30):
     """Binary ink mask (255 = ink) of a grey plate, by a local-mean threshold.
 
     ``block_fraction`` sets the neighbourhood as a fraction of plate height: large enough to
@@ -39,6 +49,7 @@ def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.5, offs
     """
     height = plate.shape[0]
     block = max(3, int(height * block_fraction) | 1)
+    plate = stretch_contrast(plate)
     source = plate if polarity == "light_on_dark" else 255 - plate
     return cv2.adaptiveThreshold(
         source, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -offset
@@ -110,6 +121,26 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
                 continue
         merged.append(box)
     return merged
+
+
+def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
+    """Neighbouring narrow pieces that together make one character's width joined (a thin
+    junction, as in K or R, can threshold away and cut a character in two)."""
+    if len(boxes) < 3:
+        return boxes
+    typical = float(np.median([b[2] for b in boxes]))
+    joined = [boxes[0]]
+    for box in boxes[1:]:
+        x, y, w, h = joined[-1]
+        gap = box[0] - (x + w)
+        width = box[0] + box[2] - x
+        narrow = max(w, box[2]) < 0.75 * typical
+        if gap <= max_gap and narrow and width <= 1.25 * typical:
+            top, bottom = min(y, box[1]), max(y + h, box[1] + box[3])
+            joined[-1] = (x, top, width, bottom - top)
+        else:
+            joined.append(box)
+    return joined
 
 
 def split_wide(boxes: list[Box], max_aspect: float) -> list[Box]:
@@ -187,8 +218,8 @@ def segment_plate(
     plate: np.ndarray,
     region: RegionConfig,
     polarity: str = "dark_on_light",
-    block_fraction: float = 0.5,
-    offset: float = 8,
+    block_fraction: float = 0.2,
+    offset: float = 30,
 ) -> list[CharImage]:
     """Characters of a rectified grey plate, left to right (empty when none are found)."""
     binary = binarize(plate, polarity, block_fraction, offset)
@@ -199,5 +230,5 @@ def segment_plate(
         banded = row_boxes(clipped, region)
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded
-    boxes = split_wide(boxes, max_aspect=region.char_aspect_range[1])
+    boxes = split_wide(join_broken(boxes), max_aspect=region.char_aspect_range[1])
     return cut_characters(binary, boxes)

@@ -1,0 +1,77 @@
+"""Plate-level k-fold cross-validation of the whole recognizer on labeled folders.
+
+Each image belongs to one fold (by a hash of its name); for each fold a model is trained on
+every training image outside it and evaluated on the evaluation images inside it, so no
+image is ever read by a model that saw it. Prints the figures of `anpr evaluate`.
+
+    D=../shared/data/openalpr-benchmarks
+    python benchmarks/accuracy_cv.py --region us --train $D/plates_us $D/endtoend/us \
+        --eval $D/endtoend/us [--folds 4] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from anpr_core.config import load_region
+from anpr_core.datasets import fold_of, read_labeled
+from anpr_core.evaluation import evaluate_image, summarize
+from anpr_core.samples import fit_char_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--region", default="us")
+    parser.add_argument("--train", nargs="+", type=Path, required=True, metavar="DATA")
+    parser.add_argument("--eval", nargs="+", type=Path, required=True, metavar="DATA")
+    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    region = load_region(args.region)
+    train_items = [item for folder in args.train for item in read_labeled(folder)]
+    eval_items = [item for folder in args.eval for item in read_labeled(folder)]
+    gray = {
+        item.path: cv2.imread(str(item.path), cv2.IMREAD_GRAYSCALE)
+        for item in {i.path: i for i in train_items + eval_items}.values()
+    }
+    start = time.perf_counter()
+    results, plates_used, plates_total = [], 0, 0
+    for fold in range(args.folds):
+        plates = [
+            (gray[item.path], box, text)
+            for item in train_items
+            if fold_of(item.name, args.folds) != fold
+            for box, text in item.plates
+        ]
+        model, training = fit_char_model(plates, region)
+        plates_used += training.plates_used
+        plates_total += training.plates_used + training.plates_skipped
+        for item in eval_items:
+            if fold_of(item.name, args.folds) == fold:
+                box, text = item.plates[0]
+                results.append(evaluate_image(item.name, gray[item.path], box, text, model, region))
+        print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
+    figures = summarize(results)
+    figures.update(
+        region=region.name,
+        folds=args.folds,
+        train_plates_used=round(plates_used / max(plates_total, 1), 3),
+        seconds=round(time.perf_counter() - start, 1),
+    )
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>20}  {value:.3f}" if isinstance(value, float) else f"{key:>20}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Milliseconds per image for each pipeline stage over a scenes folder, and the ratio of the
+whole pipeline to decoding the same JPEG bytes with ``cv2.imdecode``.
+
+    python benchmarks/pipeline_speed.py DATA [--model URI] [--region R] [--json] [--limit N]
+
+Stages: decode, localize, segment, describe (character normalization and the model's
+feature steps), classify (the model's final estimator), postprocess. Without ``--model``, the
+region's champion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from anpr_core import datasets
+from anpr_core.errors import AnprError
+from anpr_core.pipeline import StageTimer, analyze
+
+
+class SplitTimer:
+    """A model wrapper that times the feature steps and the final estimator apart.
+
+    ``analyze`` times ``char_vectors`` plus ``predict_proba`` together as
+    "describe+classify"; this charges the final estimator's ``predict_proba`` to "classify",
+    and ``describe`` is the remainder.
+    """
+
+    def __init__(self, model, timer: StageTimer):
+        self.model = model
+        self.timer = timer
+        self.classes_ = model.classes_
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict_proba(self, rows):
+        features = self.model[:-1].transform(rows)
+        with self.timer.stage("classify"):
+            return self.model[-1].predict_proba(features)
+
+
+def splittable(model) -> bool:
+    """Whether ``model`` is a Pipeline whose feature steps and estimator can be timed apart."""
+    return hasattr(model, "steps") and len(model.steps) > 1 and hasattr(model, "classes_")
+
+
+def image_bytes(folder: Path, limit: int | None) -> list[tuple[str, bytes]]:
+    """(name, file bytes) of the labeled scenes in ``folder``, each file read once."""
+    if datasets.dataset_kind(folder) != "scenes":
+        raise ValueError(f"{folder} is a crops folder: the speed benchmark needs scenes")
+    items = datasets.read_scenes(folder)[:limit]
+    if not items:
+        raise ValueError(f"{folder} holds no labeled scenes")
+    return [(item.name, item.path.read_bytes()) for item in items]
+
+
+def measure(images: list[tuple[str, bytes]], recognizer) -> dict:
+    """The benchmark's figures: n_images, stage_ms, pipeline_ms, decode_ms, ratio_to_decode."""
+    timer = StageTimer()
+    split = splittable(recognizer.model)
+    model = SplitTimer(recognizer.model, timer) if split else recognizer.model
+    decode_total = pipeline_total = 0.0
+    warm_up = cv2.imdecode(np.frombuffer(images[0][1], np.uint8), cv2.IMREAD_COLOR)
+    if warm_up is not None:  # first calls pay for lazy imports and allocations
+        analyze(warm_up, recognizer.model, recognizer.region, recognizer.settings)
+    for _, data in images:
+        start = time.perf_counter()
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        decode_total += (time.perf_counter() - start) * 1000
+        if image is None:
+            raise ValueError("a labeled scene is not a readable image")
+        start = time.perf_counter()
+        analyze(image, model, recognizer.region, recognizer.settings, timer)
+        pipeline_total += (time.perf_counter() - start) * 1000
+    n = len(images)
+    stages = {"decode": decode_total / n}
+    stages.update({name: ms / n for name, ms in timer.ms.items()})
+    if split:
+        combined = stages.pop("describe+classify", 0.0)
+        stages["describe"] = combined - stages.get("classify", 0.0)
+    order = ["decode", "localize", "segment", "describe", "classify", "postprocess"]
+    stage_ms = {k: round(stages[k], 3) for k in sorted(stages, key=_stage_order(order))}
+    return {
+        "n_images": n,
+        "stage_ms": stage_ms,
+        "pipeline_ms": round(pipeline_total / n, 3),
+        "decode_ms": round(decode_total / n, 3),
+        "ratio_to_decode": round(pipeline_total / decode_total, 2) if decode_total else None,
+    }
+
+
+def _stage_order(order: list[str]):
+    return lambda name: (order.index(name) if name in order else len(order), name)
+
+
+def print_table(figures: dict, recognizer) -> None:
+    """Nothing; prints the figures for a person."""
+    print(f"model {recognizer.uri} (region {recognizer.region.name}), {figures['n_images']} images")
+    for stage, ms in figures["stage_ms"].items():
+        print(f"  {stage:<14} {ms:9.2f} ms")
+    print(f"  {'pipeline':<14} {figures['pipeline_ms']:9.2f} ms  (without decode)")
+    print(f"  ratio to decode {figures['ratio_to_decode']}")
+
+
+def main(argv=None) -> int:
+    """Exit status of the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", type=Path, metavar="DATA", help="a labeled scenes folder")
+    parser.add_argument("--model", metavar="URI", help="default: the region's champion")
+    parser.add_argument("--region", help="default: us")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--limit", type=int, default=None, help="at most N images")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1, as the jobs run)"
+    )
+    args = parser.parse_args(argv)
+    from jobs.models import load_recognizer
+    from jobs.runtime import blas_threads
+
+    try:
+        images = image_bytes(args.data, args.limit)
+        recognizer = load_recognizer(args.model, args.region)
+        with blas_threads(args.threads or None):
+            figures = measure(images, recognizer)
+    except (AnprError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"pipeline_speed: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print_table(figures, recognizer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,267 @@
+"""The ``anpr`` command: argument parsing and printing; the work happens in the job modules.
+
+Every failure of a whole command ends in one line on stderr, ``anpr: error: ...``, and a
+non-zero exit status; a failure on one image is a line of output, not an exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from anpr_core.errors import AnprError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line arguments."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports bad arguments as a UsageError instead of exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``anpr`` subcommand."""
+    parser = Parser(prog="anpr", description="License-plate recognition: train, evaluate, read.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    synth = sub.add_parser("synth", help="write synthetic labeled scenes (or plate crops)")
+    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    synth.add_argument("--count", type=positive_int, default=20)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--region", default="us")
+    synth.add_argument("--crops", action="store_true", help="plate crops, not scenes")
+
+    train = sub.add_parser("train", help="train and register a new model version")
+    train.add_argument("data", nargs="+", type=Path, metavar="DATA")
+    train.add_argument("--region", default="us")
+    train.add_argument("--experiment", default="anpr-train")
+    train.add_argument("--seed", type=int, default=0)
+
+    evaluate = sub.add_parser("evaluate", help="measure a model version on labeled folders")
+    evaluate.add_argument("data", nargs="+", type=Path, metavar="DATA")
+    add_model_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--split",
+        choices=("all", "test"),
+        default="all",
+        help="test: only the images `anpr train` holds out (default: all)",
+    )
+
+    recognize = sub.add_parser("recognize", help="read the plates in images (JSON lines)")
+    recognize.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    add_model_options(recognize)
+    recognize.add_argument("--crop", action="store_true", help="each image is a plate crop")
+
+    demo = sub.add_parser("demo", help="synthesize data, train, evaluate and read, end to end")
+    demo.add_argument("--workdir", type=Path, default=Path("demo"))
+    demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
+    demo.add_argument("--crops", type=positive_int, default=120, help=argparse.SUPPRESS)
+    demo.add_argument("--eval-scenes", type=positive_int, default=30, help=argparse.SUPPRESS)
+    return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Nothing; adds ``--model`` and ``--region`` to a subcommand that reads plates."""
+    parser.add_argument(
+        "--model",
+        metavar="URI",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..., or a model folder "
+        "(default: the region's champion)",
+    )
+    parser.add_argument("--region", help="region name or .toml file (default: us)")
+
+
+def positive_int(text: str) -> int:
+    """``text`` as an int >= 1 (argparse type)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def cmd_synth(args) -> int:
+    """Exit status of ``anpr synth``."""
+    from anpr_core.config import load_region
+    from jobs.synthdata import write_crops, write_scenes
+
+    region = load_region(args.region)
+    write = write_crops if args.crops else write_scenes
+    written = write(args.out_dir, args.count, args.seed, region)
+    kind = "plate crops" if args.crops else "scenes"
+    print(f"wrote {len(written)} synthetic {region.name} {kind} to {args.out_dir}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Exit status of ``anpr train``."""
+    from anpr_core.config import load_region
+    from jobs.train import train
+
+    region = load_region(args.region)
+    check_folders(args.data)
+    result = train(args.data, region, experiment=args.experiment, seed=args.seed)
+    print(f"model {result.model_uri}" + (" (champion)" if result.champion else ""))
+    print(f"run {result.run_id}")
+    data = result.data
+    print(
+        f"trained on {data['plates_used']} plates ({data['plates_skipped']} did not segment), "
+        f"{data['samples']} character samples; {data['data_holdout_files']} images held out"
+    )
+    for key, value in sorted(result.metrics.items()):
+        print(f"  {key:<40} {value:.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Exit status of ``anpr evaluate``."""
+    from jobs.evaluate import evaluate_folders, overall
+
+    check_folders(args.data)
+    recognizer = load_for(args)
+    progress = None if args.json else ProgressBar("evaluating")
+    start = time.perf_counter()
+    reports = evaluate_folders(args.data, recognizer, args.split, progress)
+    totals = overall(reports)
+    if args.json:
+        print(json.dumps(totals))
+        return 0
+    print(f"model {recognizer.uri} (region {recognizer.region.name}, split {args.split})")
+    print_table(reports, totals)
+    print(f"{totals['n_images']} images in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_recognize(args) -> int:
+    """Exit status of ``anpr recognize``: 1 when some image could not be read."""
+    from jobs.recognize import recognize_file
+    from jobs.runtime import blas_threads
+
+    recognizer = load_for(args)
+    failed = 0
+    with blas_threads(1):
+        for path in args.images:
+            line = recognize_file(path, recognizer, crop=args.crop)
+            failed += "error" in line
+            print(json.dumps(line), flush=True)
+    return EXIT_FAILURE if failed else 0
+
+
+def cmd_demo(args) -> int:
+    """Exit status of ``anpr demo``."""
+    from jobs.demo import run_demo
+
+    run_demo(args.workdir, args.scenes, args.crops, args.eval_scenes)
+    return 0
+
+
+def load_for(args):
+    """The Recognizer named by ``--model``/``--region``."""
+    from jobs.models import load_recognizer
+
+    return load_recognizer(args.model, args.region)
+
+
+def check_folders(folders: Sequence[Path]) -> None:
+    """Nothing, when every labeled folder exists; FileNotFoundError naming the first that
+    does not (before any slow work starts)."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"labeled data folder not found: {folder}")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn in place on a terminal."""
+
+    def __init__(self, label: str, width: int = 30, stream=None):
+        self.label = label
+        self.width = width
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        interactive = self.stream.isatty()
+        if not interactive and done < total:
+            return
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.perf_counter() - self.start
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:.1f} s{end}")
+        self.stream.flush()
+
+
+def print_table(reports, totals: dict) -> None:
+    """Nothing; prints per-folder figures and the overall row."""
+    width = max(len("data"), *(len(str(r.path)) for r in reports))
+    header = f"{'data':<{width}} {'kind':<7} {'images':>6} {'plate':>7} {'char':>7} "
+    print(header + f"{'detect':>7} {'ms/img':>8}")
+    for report in reports:
+        print(table_row(str(report.path), report.kind, report.summary, width))
+    if len(reports) > 1:
+        print(table_row("all", "", totals, width))
+
+
+def table_row(name: str, kind: str, summary: dict, width: int) -> str:
+    """One line of the evaluation table."""
+    recall = summary["detection_recall"]
+    detect = "-" if recall is None else f"{recall:.3f}"
+    return (
+        f"{name:<{width}} {kind:<7} {summary['n_images']:>6} {summary['plate_accuracy']:>7.3f} "
+        f"{summary['char_accuracy']:>7.3f} {detect:>7} {summary['ms_per_image']:>8.1f}"
+    )
+
+
+COMMANDS = {
+    "synth": cmd_synth,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "recognize": cmd_recognize,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The exit status of the ``anpr`` command for ``argv`` (default ``sys.argv[1:]``)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except (AnprError, FileNotFoundError, ValueError, OSError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except Exception as exc:  # MLflow's exceptions, imported lazily to keep startup fast
+        if type(exc).__module__.startswith("mlflow"):
+            return fail(f"MLflow: {one_line(exc)}")
+        raise
+
+
+def fail(message: str, status: int = EXIT_FAILURE) -> int:
+    """``status``, after printing ``anpr: error: <message>`` as one line on stderr."""
+    print(f"anpr: error: {one_line(message)}", file=sys.stderr)
+    return status
+
+
+def one_line(message) -> str:
+    """The first non-empty line of a message."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

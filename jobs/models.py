@@ -1,0 +1,312 @@
+"""Model versions in MLflow: packaging a recognizer, registering it, loading it back.
+
+A version of ``anpr-char-classifier-<region>`` is the whole recognizer for a region: the fitted
+character classifier (a scikit-learn Pipeline) plus, in the MLmodel ``metadata``, the region
+configuration, the pipeline settings and the pipeline version it was trained with. A version
+alone therefore determines how a plate is read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from anpr_core.config import RegionConfig, load_region
+from anpr_core.errors import ModelError, RegionError
+from anpr_core.pipeline import PIPELINE_VERSION, Settings
+
+MODEL_PREFIX = "anpr-char-classifier-"
+CHAMPION = "champion"
+DEFAULT_REGION = "us"
+# Types skops may be told to trust when saving: our own transformers and scikit-learn's
+# internals (e.g. the MLP's AdamOptimizer). Anything else in a model is refused, not trusted.
+TRUSTED_PREFIXES = ("anpr_core.", "sklearn.", "numpy.", "scipy.")
+
+
+def model_name(region: str) -> str:
+    """The registered model name of a region: ``anpr-char-classifier-<region>``."""
+    return f"{MODEL_PREFIX}{region}"
+
+
+def default_model_uri(region: str) -> str:
+    """The URI a job loads when none is given: the region's champion."""
+    return f"models:/{model_name(region)}@{CHAMPION}"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else a SQLite store in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, or None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Nothing, if the tracking server of an http(s) URI accepts connections; else ModelError.
+
+    MLflow itself retries a dead server with backoff for about two minutes; a job should say
+    at once that the server is down.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return
+    except OSError as exc:
+        raise ModelError(
+            f"cannot reach the MLflow tracking server {uri} ({exc.strerror or exc}): "
+            "start it or fix MLFLOW_TRACKING_URI"
+        ) from exc
+
+
+def use_tracking(uri: str | None = None) -> str:
+    """The tracking URI now in use (``uri``, else ``tracking_uri()``), set for tracking and
+    registry alike."""
+    import mlflow
+
+    uri = uri or tracking_uri()
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def trusted_types(model) -> list[str]:
+    """The types skops must be told to trust to save ``model``; ModelError for foreign ones.
+
+    MLflow 3.17 saves scikit-learn models with skops, which refuses types it does not know
+    (here ``BlockBinaryPixelSum`` and the MLP's ``AdamOptimizer``). Tried: the default fails at
+    ``log_model``; cloudpickle works but loads by executing arbitrary code. Listing the types
+    keeps the safe format; MLflow stores the list in the MLmodel file and loads with it.
+    """
+    import skops.io
+
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    foreign = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    if foreign:
+        raise ModelError(f"refusing to save a model with unknown types: {', '.join(foreign)}")
+    return found
+
+
+def model_requirements() -> list[str]:
+    """The packages a logged model needs, pinned to the versions here.
+
+    Stated rather than inferred: MLflow's inference imports the model in a subprocess (about
+    6 s per training run here). ``anpr_core`` itself is not on an index; a model is loaded
+    where this project is installed.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("mlflow", "scikit-learn", "numpy", "skops", "opencv-python-headless"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def model_metadata(region: RegionConfig, settings: Settings) -> dict:
+    """What travels with the classifier in the MLmodel file."""
+    return {
+        "region": region.to_dict(),
+        "settings": settings.to_dict(),
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A model version just logged and registered."""
+
+    name: str
+    version: str
+    uri: str  # models:/NAME/VERSION
+    model_uri: str  # the logged model itself (models:/m-...)
+    champion: bool  # whether it holds the champion alias
+
+
+def log_recognizer(
+    model, region: RegionConfig, settings: Settings, input_example: np.ndarray
+) -> RegisteredVersion:
+    """Log ``model`` in the active run and register it as a new version of the region's model.
+
+    The region's first version (more exactly: a version registered while the region has no
+    champion) becomes ``champion``; later ones take it only through promotion.
+    """
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = np.asarray(input_example, np.float32)
+    name = model_name(region.name)
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        registered_model_name=name,
+        metadata=model_metadata(region, settings),
+        skops_trusted_types=trusted_types(model),
+        pip_requirements=model_requirements(),
+    )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    client.set_model_version_tag(name, version, "pipeline_version", PIPELINE_VERSION)
+    champion = champion_version(client, name) is None
+    if champion:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    return RegisteredVersion(name, version, f"models:/{name}/{version}", info.model_uri, champion)
+
+
+def champion_version(client, name: str) -> str | None:
+    """The version holding ``champion`` in registered model ``name``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """Everything needed to read plates the way one model version does."""
+
+    model: object  # the fitted scikit-learn Pipeline
+    region: RegionConfig
+    settings: Settings
+    model_name: str | None
+    model_version: str | None
+    uri: str  # concrete: models:/NAME/VERSION, runs:/..., or a local path
+    pipeline_version: str = PIPELINE_VERSION
+
+
+def resolve_model_uri(uri: str, region: str) -> tuple[str, str | None, str | None]:
+    """A concrete URI for ``uri`` (an alias resolved to its version, once), with the model's
+    registered name and version when it has them; ModelError when there is no such model."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("models:/"):
+        return uri, None, None
+    ref = uri[len("models:/") :].rstrip("/")
+    name, sep_alias, alias = ref.partition("@")
+    if not sep_alias:
+        name, _, alias = ref.rpartition("/")
+    if not name:  # models:/m-<id>: a logged model that is not a registry reference
+        return uri, None, None
+    client = MlflowClient()
+    try:
+        if sep_alias:
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            found = client.get_model_version(name, alias)
+    except MlflowException as exc:
+        raise ModelError(missing_model_message(uri, name, alias, bool(sep_alias), region)) from exc
+    return f"models:/{name}/{found.version}", name, str(found.version)
+
+
+def missing_model_message(uri: str, name: str, ref: str, is_alias: bool, region: str) -> str:
+    """A one-line, actionable reason why ``uri`` does not name a model version."""
+    import mlflow
+
+    store = mlflow.get_tracking_uri()
+    if is_alias and ref == CHAMPION and name == model_name(region):
+        return (
+            f"no champion for region {region} in {store}: "
+            f"run `anpr train DATA --region {region}` first"
+        )
+    what = f"alias {ref!r}" if is_alias else f"version {ref}"
+    return f"no model {uri}: {name} has no {what} in {store}"
+
+
+def load_recognizer(
+    uri_or_path: str | Path | None = None,
+    region_name: str | None = None,
+    tracking: str | None = None,
+) -> Recognizer:
+    """The Recognizer stored at an MLflow model URI or local model directory.
+
+    ``models:/NAME@ALIAS`` is resolved to its version once, here, so a job keeps using that
+    version even if the alias moves. Without a URI, the champion of ``region_name``. When
+    ``region_name`` (a region name or .toml path) is given it must name the region the model
+    was trained for. ``tracking`` overrides ``tracking_uri()``.
+    """
+    region = load_region(region_name).name if region_name else DEFAULT_REGION
+    uri = str(uri_or_path) if uri_or_path else default_model_uri(region)
+    local = Path(uri) if "://" not in uri and ":/" not in uri else None
+    if local is not None and not (local / "MLmodel").is_file():
+        raise ModelError(f"no MLflow model at {local}: expected a folder with an MLmodel file")
+    if local is None:
+        store = use_tracking(tracking)
+        db = local_store_path(store)
+        if db is not None and not db.is_file():
+            raise ModelError(
+                f"no model store at {db}: run `anpr train DATA --region {region}` first, "
+                "or set MLFLOW_TRACKING_URI"
+            )
+    concrete, name, version = resolve_model_uri(uri, region)
+    model, metadata = load_model_and_metadata(concrete)
+    recognizer = recognizer_from(model, metadata, concrete, name, version)
+    if region_name and recognizer.region.name != region:
+        raise ModelError(
+            f"{concrete} reads region {recognizer.region.name}, not {region}: "
+            f"pass --region {recognizer.region.name} or another model"
+        )
+    return recognizer
+
+
+def load_model_and_metadata(uri: str):
+    """The scikit-learn model at ``uri`` and its MLmodel metadata, downloaded once."""
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    try:
+        if Path(uri).is_dir():
+            return mlflow.sklearn.load_model(uri), Model.load(uri).metadata or {}
+        with tempfile.TemporaryDirectory(prefix="anpr-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+            return mlflow.sklearn.load_model(local), Model.load(local).metadata or {}
+    except MlflowException as exc:
+        raise ModelError(f"cannot load model {uri}: {first_line(exc)}") from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot load model {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+def recognizer_from(model, metadata: dict, uri: str, name, version) -> Recognizer:
+    """A Recognizer from a loaded model and its metadata; ModelError if metadata is missing."""
+    if "region" not in metadata:
+        raise ModelError(f"{uri} is not an anpr model: its MLmodel has no region metadata")
+    try:
+        region = RegionConfig.from_dict(metadata["region"])
+    except RegionError as exc:
+        raise ModelError(f"{uri}: bad region metadata: {exc}") from exc
+    settings = Settings.from_dict(metadata.get("settings") or {})
+    return Recognizer(
+        model,
+        region,
+        settings,
+        name,
+        version,
+        uri,
+        str(metadata.get("pipeline_version", "")),
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (MLflow's can run to pages)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

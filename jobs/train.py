@@ -1,0 +1,239 @@
+"""Training a region's character classifier, tracked in MLflow and registered as a version.
+
+The recipe: read the labeled folders, split each image by its name (``datasets.split_of``),
+cut labeled characters out of the training part, fit the classifier, read the held-out part
+end to end, log parameters, data summary and metrics, register the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from anpr_core import datasets
+from anpr_core.classify import REJECT
+from anpr_core.config import RegionConfig, load_region
+from anpr_core.datasets import LabeledImage
+from anpr_core.evaluation import ImageResult, evaluate_image, summarize
+from anpr_core.pipeline import PIPELINE_VERSION, Settings
+from anpr_core.samples import fit_char_model, training_set
+from jobs import models
+from jobs.runtime import blas_threads
+from jobs.storage import load_gray
+
+DEFAULT_EXPERIMENT = "anpr-train"
+MAX_PARAM_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Folder:
+    """One labeled data folder, split into its training and held-out images."""
+
+    path: Path
+    key: str  # the folder's name as used in metric names (unique among the folders)
+    train: list[LabeledImage]
+    test: list[LabeledImage]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    model_uri: str  # models:/NAME/VERSION
+    model_name: str
+    version: str
+    champion: bool
+    run_id: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+
+def metric_key(name: str) -> str:
+    """A folder name usable inside an MLflow metric name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "data"
+
+
+def read_folders(data_dirs: Sequence[str | Path], holdout_fraction: float = 0.25) -> list[Folder]:
+    """The labeled folders, each split into train and held-out images by image name."""
+    folders: list[Folder] = []
+    for data_dir in data_dirs:
+        path = Path(data_dir)
+        items = datasets.read_labeled(path)
+        if not items:
+            raise ValueError(f"{path} holds no labeled images")
+        key = metric_key(path.resolve().name)
+        while key in {f.key for f in folders}:
+            key = f"{key}_{len(folders)}"
+        train = [i for i in items if datasets.split_of(i.name, holdout_fraction) == "train"]
+        test = [i for i in items if datasets.split_of(i.name, holdout_fraction) == "test"]
+        folders.append(Folder(path, key, train, test))
+    return folders
+
+
+def labeled_plates(items: Iterable[LabeledImage]) -> Iterator[tuple[np.ndarray, object, str]]:
+    """(grey image, box or None, text) per labeled plate, images loaded one at a time."""
+    for item in items:
+        gray = load_gray(item.path)
+        for box, text in item.plates:
+            yield gray, box, text
+
+
+def data_fingerprint(folders: Sequence[Folder]) -> dict:
+    """File counts and the sha256 of the sorted file list: which data a model saw."""
+    files = sorted(str(item.path.resolve()) for f in folders for item in f.train + f.test)
+    return {
+        "data_files": len(files),
+        "data_train_files": sum(len(f.train) for f in folders),
+        "data_holdout_files": sum(len(f.test) for f in folders),
+        "data_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+        "data_dirs": [str(f.path.resolve()) for f in folders],
+    }
+
+
+def evaluate_items(items, model, region: RegionConfig, settings: Settings) -> list[ImageResult]:
+    """End-to-end results of the pipeline on labeled images (their first plate each)."""
+    results = []
+    for item in items:
+        box, text = item.plates[0]
+        gray = load_gray(item.path)
+        results.append(evaluate_image(item.name, gray, box, text, model, region, settings))
+    return results
+
+
+def holdout_metrics(folders, model, region, settings) -> dict[str, float]:
+    """``holdout_*`` metrics over all held-out images and ``<folder>_*`` per folder."""
+    metrics: dict[str, float] = {}
+    every: list[ImageResult] = []
+    for folder in folders:
+        results = evaluate_items(folder.test, model, region, settings)
+        every += results
+        metrics.update(prefixed(folder.key, summarize(results)) if results else {})
+    metrics.update(prefixed("holdout", summarize(every)))
+    return metrics
+
+
+def prefixed(prefix: str, summary: dict) -> dict[str, float]:
+    """The numeric figures of an evaluation summary, named ``<prefix>_<figure>``."""
+    return {f"{prefix}_{k}": float(v) for k, v in summary.items() if v is not None}
+
+
+def segmented_char_accuracy(folders, model, region: RegionConfig, settings) -> dict[str, float]:
+    """Classifier accuracy on the held-out plates' characters where segmentation agreed with
+    the label: how well characters are read, apart from finding and cutting them."""
+    held_out = training_set(
+        labeled_plates(i for f in folders for i in f.test),
+        region,
+        augment=0,
+        thresholds=settings.thresholds,
+    )
+    is_char = held_out.y != REJECT
+    if not is_char.any():
+        return {}
+    predicted = model.predict(held_out.X[is_char])
+    return {
+        "holdout_segmented_char_accuracy": float(np.mean(predicted == held_out.y[is_char])),
+        "holdout_segmented_chars": float(is_char.sum()),
+    }
+
+
+def classifier_params(model) -> dict[str, str]:
+    """The classifier's step parameters (``mlp__alpha`` ...), as short strings."""
+    params = {}
+    for key, value in model.get_params(deep=True).items():
+        if "__" in key and (value is None or isinstance(value, str | int | float | bool | tuple)):
+            params[key] = str(value)[:MAX_PARAM_CHARS]
+    return params
+
+
+def run_params(model, region, settings, holdout_fraction, seed, augment) -> dict[str, str]:
+    """Every parameter a training run logs."""
+    params = {f"settings.{k}": str(v) for k, v in settings.to_dict().items()}
+    params.update(classifier_params(model))
+    params.update(
+        region=region.name,
+        classifier=type(model[-1]).__name__,
+        holdout_fraction=str(holdout_fraction),
+        seed=str(seed),
+        augment=str(augment),
+        pipeline_version=PIPELINE_VERSION,
+    )
+    return params
+
+
+def train(
+    data_dirs: Sequence[str | Path],
+    region: str | RegionConfig = "us",
+    experiment: str = DEFAULT_EXPERIMENT,
+    holdout_fraction: float = 0.25,
+    seed: int = 0,
+    augment: int = 2,
+    settings: Settings | None = None,
+    artifact_location: str | None = None,
+    tracking: str | None = None,
+    **classifier_options,
+) -> TrainResult:
+    """A new registered version of the region's classifier, trained on ``data_dirs``.
+
+    The images whose name ``datasets.split_of`` puts in "test" are held out and read end to
+    end after training, so (with the default ``holdout_fraction``) ``anpr evaluate --split
+    test`` reproduces those figures.
+    ``tracking`` overrides ``models.tracking_uri()``; ``artifact_location`` is used when the
+    experiment is created.
+    """
+    import mlflow
+
+    config = region if isinstance(region, RegionConfig) else load_region(region)
+    settings = settings or Settings()
+    folders = read_folders(data_dirs, holdout_fraction)
+    train_items = [item for f in folders for item in f.train]
+    if not train_items:
+        raise ValueError("no training images: every image fell in the held-out part")
+    model, samples = fit_char_model(
+        labeled_plates(train_items), config, settings, augment, seed, **classifier_options
+    )
+
+    models.use_tracking(tracking)
+    experiment_id = ensure_experiment(experiment, artifact_location)
+    data = {**samples.summary(), **data_fingerprint(folders)}
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params(run_params(model, config, settings, holdout_fraction, seed, augment))
+        mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in data.items()})
+        mlflow.log_dict(data, "data_summary.json")
+        mlflow.log_dict(config.to_dict(), "region.json")
+        with blas_threads(1):
+            metrics = holdout_metrics(folders, model, config, settings)
+            metrics.update(segmented_char_accuracy(folders, model, config, settings))
+        mlflow.log_metrics(metrics)
+        registered = models.log_recognizer(model, config, settings, samples.X[:5])
+        mlflow.set_tags({"region": config.name, "model_version": registered.version})
+    return TrainResult(
+        registered.uri,
+        registered.name,
+        registered.version,
+        registered.champion,
+        run.info.run_id,
+        metrics,
+        data,
+    )
+
+
+def ensure_experiment(name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name``, created if missing.
+
+    A new experiment in a local SQLite store keeps its artifacts beside the database
+    (``mlruns/`` next to ``mlflow.db``) rather than under whatever directory is current.
+    """
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    db = models.local_store_path(mlflow.get_tracking_uri())
+    if artifact_location is None and db is not None:
+        artifact_location = (db.resolve().parent / "mlruns" / metric_key(name)).as_uri()
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
