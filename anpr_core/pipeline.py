@@ -22,13 +22,14 @@ from anpr_core.config import RegionConfig
 from anpr_core.errors import ImageError
 from anpr_core.localize import box_iou, localize_plates, quad_box
 from anpr_core.postprocess import Read, read_plate
-from anpr_core.records import Candidate, PlateRead
-from anpr_core.segment import PLATE_HEIGHT, rectify, segment_plate
+from anpr_core.records import Candidate, CharImage, PlateRead
+from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
 
 PIPELINE_VERSION = "0.1.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
+FALLBACK_PRIOR = 0.7  # score factor for the thresholds after the first in Settings
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,11 @@ class Settings:
     # below the local mean after contrast stretch): a fine one that keeps sharp characters
     # apart, and a coarse one that keeps the strokes of small, blurred plates whole.
     thresholds: tuple[tuple[float, float], ...] = ((0.2, 30.0), (0.5, 8.0))
+    small_plate_height: float = 60.0  # source pixels below which thresholds go coarse first
     min_chars: int = 2
     min_read_score: float = 0.15
     top_k: int = 5
+    refine_top: int = 5  # candidates re-read in a quad redrawn around their characters
 
     def to_dict(self) -> dict:
         """Plain-data form, for logging next to a model."""
@@ -103,40 +106,87 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, code)
 
 
-def read_candidate(
+@dataclass(frozen=True)
+class Hypothesis:
+    """One way of cutting one candidate into pieces: a polarity and a threshold."""
+
+    candidate: int  # index into the candidates
+    polarity: str
+    chars: list[CharImage]
+    prior: float = 1.0  # score factor: below 1 for a less usual polarity or threshold
+
+
+def quad_height(quad) -> float:
+    """Mean length of a quadrilateral's left and right sides, in pixels."""
+    q = np.asarray(quad, np.float32)
+    return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
+
+
+def hypotheses(
     gray: np.ndarray,
-    candidate: Candidate,
-    model,
-    classes: list[str],
+    candidates: list[Candidate],
     region: RegionConfig,
     settings: Settings,
-    timer: StageTimer,
-) -> tuple[Read, str] | None:
-    """The best read of one candidate over polarities and thresholds, with its polarity."""
-    with timer.stage("segment"):
+) -> list[Hypothesis]:
+    """Every segmentation of every candidate, over polarities and thresholds."""
+    found = []
+    for index, candidate in enumerate(candidates):
         plate = rectify(gray, candidate.quad, PLATE_HEIGHT)
-    polarities = [candidate.polarity] + [p for p in region.polarity if p != candidate.polarity]
-    best: tuple[Read, str] | None = None
-    for polarity in polarities:
-        for block, offset in settings.thresholds:
-            with timer.stage("segment"):
+        thresholds = list(settings.thresholds)
+        if quad_height(candidate.quad) < settings.small_plate_height:
+            thresholds.reverse()  # small plates are blurred: the coarse threshold comes first
+        for p, polarity in enumerate(region.polarity):
+            for t, (block, offset) in enumerate(thresholds):
                 chars = segment_plate(plate, region, polarity, block, offset)
-            if len(chars) < settings.min_chars:
-                continue
-            with timer.stage("describe+classify"):
-                probs = char_probabilities(model, chars)
-            with timer.stage("postprocess"):
-                read = read_plate(probs, classes, region, settings.top_k)
-            if read is None:
-                continue
-            read = _with_prior(read, POLARITY_PRIOR if polarity != region.polarity[0] else 1.0)
-            if best is None or _read_rank(read) > _read_rank(best[0]):
-                best = (read, polarity)
+                if len(chars) >= settings.min_chars:
+                    prior = (POLARITY_PRIOR if p else 1.0) * (FALLBACK_PRIOR if t else 1.0)
+                    found.append(Hypothesis(index, polarity, chars, prior))
+    return found
+
+
+def best_reads(
+    found: list[Hypothesis], probs: list[np.ndarray], classes, region, settings
+) -> dict[int, tuple[Read, Hypothesis]]:
+    """The best read of each candidate over its hypotheses (by ``_read_rank``), with the
+    hypothesis it came from."""
+    best: dict[int, tuple[Read, Hypothesis]] = {}
+    for hypothesis, piece_probs in zip(found, probs, strict=True):
+        read = read_plate(piece_probs, classes, region, settings.top_k)
+        if read is None:
+            continue
+        if hypothesis.prior != 1.0:
+            read = replace(read, score=read.score * hypothesis.prior)
+        current = best.get(hypothesis.candidate)
+        if current is None or _read_rank(read) > _read_rank(current[0]):
+            best[hypothesis.candidate] = (read, hypothesis)
     return best
 
 
-def _with_prior(read: Read, prior: float) -> Read:
-    return replace(read, score=read.score * prior) if prior != 1.0 else read
+def read_candidates(
+    gray, candidates, model, classes, region, settings, timer
+) -> dict[int, tuple[Read, Hypothesis]]:
+    """The best read of each candidate that has one, keyed by the candidate's index."""
+    with timer.stage("segment"):
+        found = hypotheses(gray, candidates, region, settings)
+    with timer.stage("describe+classify"):
+        # One batch for every piece of every hypothesis: the classifier's cost is per call.
+        all_probs = char_probabilities(model, [c for h in found for c in h.chars])
+    bounds = np.cumsum([0] + [len(h.chars) for h in found])
+    probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    with timer.stage("postprocess"):
+        return best_reads(found, probs, classes, region, settings)
+
+
+def refined_candidate(candidate: Candidate, read: Read, hypothesis: Hypothesis, region, shape):
+    """The candidate redrawn around the characters its read kept.
+
+    Morphology blobs often take in a plate's frame or the dark recess around it; the
+    characters themselves say where the plate is, and a tighter quad reads better.
+    """
+    boxes = [hypothesis.chars[i].box for i in read.kept]
+    quad = plate_around_chars(candidate.quad, boxes, region.plate_aspect)
+    box = quad_box(np.asarray(quad, np.float32), shape)
+    return Candidate(box, quad, candidate.score, hypothesis.polarity)
 
 
 def _read_rank(read: Read) -> float:
@@ -168,25 +218,32 @@ def analyze(
     if candidates is None:
         with timer.stage("localize"):
             candidates = localize_plates(gray, region, settings.max_candidates)
-    scored: list[tuple[float, PlateRead]] = []
-    for candidate in candidates:
-        result = read_candidate(gray, candidate, model, classes, region, settings, timer)
-        if result is None:
-            continue
-        read, _ = result
-        rank = _read_rank(read) * (0.5 + 0.5 * candidate.score)
+    candidates = list(candidates)
+    best = read_candidates(gray, candidates, model, classes, region, settings, timer)
+    if settings.refine_top:
+        top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
+        top = top[: settings.refine_top]
+        refined = [refined_candidate(candidates[i], *best[i], region, gray.shape) for i in top]
+        again = read_candidates(gray, refined, model, classes, region, settings, timer)
+        for j, index in enumerate(top):
+            if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
+                candidates[index] = refined[j]
+                best[index] = again[j]
+    scored = []
+    for index, (read, _) in best.items():
         if read.score < settings.min_read_score or len(read.text) < region.char_count[0]:
             continue
-        scored.append((rank, _plate_read(read, candidate, rank, region, gray.shape)))
+        rank = _read_rank(read) * (0.5 + 0.5 * candidates[index].score)
+        scored.append((rank, index, _plate_read(read, candidates[index], rank, region, gray.shape)))
     scored.sort(key=lambda item: item[0], reverse=True)
     reads: list[PlateRead] = []
-    for _, plate in scored:
+    read_from: list[int] = []
+    for _, index, plate in scored:
         if all(box_iou(plate.box, kept.box) < 0.3 for kept in reads):
             reads.append(plate)
-    read_boxes = [r.box for r in reads]
-    rest = [c for c in candidates if c.box not in read_boxes]
-    ranked = [c for r in reads for c in candidates if c.box == r.box][: len(reads)] + rest
-    return Recognition(reads, ranked)
+            read_from.append(index)
+    rest = [c for i, c in enumerate(candidates) if i not in read_from]
+    return Recognition(reads, [candidates[i] for i in read_from] + rest)
 
 
 def _plate_read(read: Read, candidate: Candidate, rank: float, region, shape) -> PlateRead:

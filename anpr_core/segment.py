@@ -17,8 +17,9 @@ from anpr_core.records import Box, CharImage, Quad
 PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
 
 
-def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndarray:
-    """The quadrilateral ``quad`` of ``gray`` warped to a flat plate ``height`` rows high."""
+def rectify_transform(quad: Quad, height: int = PLATE_HEIGHT) -> tuple[np.ndarray, int]:
+    """The perspective matrix taking ``quad`` to a flat plate ``height`` rows high, and the
+    plate's width in pixels (from the quad's own aspect ratio)."""
     src = np.asarray(quad, dtype=np.float32)
     top = np.linalg.norm(src[1] - src[0])
     bottom = np.linalg.norm(src[2] - src[3])
@@ -27,8 +28,40 @@ def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndar
     aspect = max(top, bottom) / max(1.0, (left + right) / 2)
     width = max(8, int(round(height * aspect)))
     dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
-    matrix = cv2.getPerspectiveTransform(src, dst)
+    return cv2.getPerspectiveTransform(src, dst), width
+
+
+def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndarray:
+    """The quadrilateral ``quad`` of ``gray`` warped to a flat plate ``height`` rows high."""
+    matrix, width = rectify_transform(quad, height)
     return cv2.warpPerspective(gray, matrix, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def plate_around_chars(
+    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08
+) -> Quad:
+    """The plate quadrilateral, in scene coordinates, around characters found in the
+    rectified ``quad``: as wide as the characters plus ``margin`` on each side, as high as
+    the region's plate aspect makes it, centred on the character row."""
+    matrix, _ = rectify_transform(quad)
+    x0 = min(b[0] for b in char_boxes)
+    x1 = max(b[0] + b[2] for b in char_boxes)
+    y0 = min(b[1] for b in char_boxes)
+    y1 = max(b[1] + b[3] for b in char_boxes)
+    width = (x1 - x0) * (1 + 2 * margin)
+    height = max(width / plate_aspect, (y1 - y0) * 1.2)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    corners = np.array(
+        [
+            [cx - width / 2, cy - height / 2],
+            [cx + width / 2, cy - height / 2],
+            [cx + width / 2, cy + height / 2],
+            [cx - width / 2, cy + height / 2],
+        ],
+        np.float32,
+    )
+    scene = cv2.perspectiveTransform(corners[None], np.linalg.inv(matrix))[0]
+    return tuple((float(x), float(y)) for x, y in scene)
 
 
 def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
