@@ -136,11 +136,24 @@ def box_iou(a: Box, b: Box) -> float:
 
 def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidate]:
     """Candidates best first, dropping any that overlaps a better one by more than max_iou."""
-    kept: list[Candidate] = []
-    for cand in sorted(candidates, key=lambda c: c.score, reverse=True):
-        if all(box_iou(cand.box, k.box) <= max_iou for k in kept):
-            kept.append(cand)
-    return kept
+    ordered = sorted(candidates, key=lambda c: c.score, reverse=True)
+    if not ordered:
+        return []
+    boxes = np.array([c.box for c in ordered], np.float64)
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    area = boxes[:, 2] * boxes[:, 3]
+    keep = np.ones(len(ordered), bool)
+    for i in range(len(ordered)):
+        if not keep[i]:
+            continue
+        iw = np.clip(np.minimum(x1[i], x1) - np.maximum(x0[i], x0), 0, None)
+        ih = np.clip(np.minimum(y1[i], y1) - np.maximum(y0[i], y0), 0, None)
+        inter = iw * ih
+        overlap = inter / np.maximum(area[i] + area - inter, 1e-9)
+        later = np.arange(len(ordered)) > i
+        keep[later & (overlap > max_iou)] = False
+    return [c for c, k in zip(ordered, keep, strict=True) if k]
 
 
 def localize_plates(

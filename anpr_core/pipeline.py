@@ -46,6 +46,7 @@ class Settings:
     min_read_score: float = 0.15
     top_k: int = 5
     refine_top: int = 5  # candidates re-read in a quad redrawn around their characters
+    good_read_score: float = 0.9  # a read this sure stops trying other cuts of its candidate
 
     def to_dict(self) -> dict:
         """Plain-data form, for logging next to a model."""
@@ -122,34 +123,31 @@ def quad_height(quad) -> float:
     return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
 
 
-def hypotheses(
-    gray: np.ndarray,
-    candidates: list[Candidate],
-    region: RegionConfig,
-    settings: Settings,
-) -> list[Hypothesis]:
-    """Every segmentation of every candidate, over polarities and thresholds."""
-    found = []
-    for index, candidate in enumerate(candidates):
-        plate = rectify(gray, candidate.quad, PLATE_HEIGHT)
-        thresholds = list(settings.thresholds)
-        if quad_height(candidate.quad) < settings.small_plate_height:
-            thresholds.reverse()  # small plates are blurred: the coarse threshold comes first
-        for p, polarity in enumerate(region.polarity):
-            for t, (block, offset) in enumerate(thresholds):
-                chars = segment_plate(plate, region, polarity, block, offset)
-                if len(chars) >= settings.min_chars:
-                    prior = (POLARITY_PRIOR if p else 1.0) * (FALLBACK_PRIOR if t else 1.0)
-                    found.append(Hypothesis(index, polarity, chars, prior))
-    return found
+def hypothesis_plan(candidate: Candidate, region: RegionConfig, settings: Settings):
+    """(polarity, block fraction, offset, prior) of each way to cut a candidate, most
+    promising first: the region's usual polarity, and for small (blurred) plates the coarse
+    threshold, sharp plates the fine one."""
+    thresholds = list(settings.thresholds)
+    if quad_height(candidate.quad) < settings.small_plate_height:
+        thresholds.reverse()
+    plan = []
+    for p, polarity in enumerate(region.polarity):
+        for t, (block, offset) in enumerate(thresholds):
+            prior = (POLARITY_PRIOR if p else 1.0) * (FALLBACK_PRIOR if t else 1.0)
+            plan.append((polarity, block, offset, prior))
+    return sorted(plan, key=lambda step: -step[3])
 
 
 def best_reads(
-    found: list[Hypothesis], probs: list[np.ndarray], classes, region, settings
-) -> dict[int, tuple[Read, Hypothesis]]:
-    """The best read of each candidate over its hypotheses (by ``_read_rank``), with the
-    hypothesis it came from."""
-    best: dict[int, tuple[Read, Hypothesis]] = {}
+    found: list[Hypothesis],
+    probs: list[np.ndarray],
+    classes,
+    region,
+    settings,
+    best: dict[int, tuple[Read, Hypothesis]],
+) -> None:
+    """Nothing; keeps in ``best`` the best read of each candidate (by ``_read_rank``) with
+    the hypothesis it came from."""
     for hypothesis, piece_probs in zip(found, probs, strict=True):
         read = read_plate(piece_probs, classes, region, settings.top_k)
         if read is None:
@@ -159,22 +157,41 @@ def best_reads(
         current = best.get(hypothesis.candidate)
         if current is None or _read_rank(read) > _read_rank(current[0]):
             best[hypothesis.candidate] = (read, hypothesis)
-    return best
 
 
 def read_candidates(
     gray, candidates, model, classes, region, settings, timer
 ) -> dict[int, tuple[Read, Hypothesis]]:
-    """The best read of each candidate that has one, keyed by the candidate's index."""
+    """The best read of each candidate that has one, keyed by the candidate's index.
+
+    Hypotheses go in rounds, most promising first; a candidate already read with a score of
+    ``settings.good_read_score`` is not cut again. Each round classifies all its pieces in
+    one batch: the classifier's cost is mostly per call.
+    """
     with timer.stage("segment"):
-        found = hypotheses(gray, candidates, region, settings)
-    with timer.stage("describe+classify"):
-        # One batch for every piece of every hypothesis: the classifier's cost is per call.
-        all_probs = char_probabilities(model, [c for h in found for c in h.chars])
-    bounds = np.cumsum([0] + [len(h.chars) for h in found])
-    probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    with timer.stage("postprocess"):
-        return best_reads(found, probs, classes, region, settings)
+        plates = [rectify(gray, c.quad, PLATE_HEIGHT) for c in candidates]
+    plans = [hypothesis_plan(c, region, settings) for c in candidates]
+    best: dict[int, tuple[Read, Hypothesis]] = {}
+    for step in range(max((len(p) for p in plans), default=0)):
+        found = []
+        with timer.stage("segment"):
+            for index, plan in enumerate(plans):
+                done = index in best and best[index][0].score >= settings.good_read_score
+                if step >= len(plan) or done:
+                    continue
+                polarity, block, offset, prior = plan[step]
+                chars = segment_plate(plates[index], region, polarity, block, offset)
+                if len(chars) >= settings.min_chars:
+                    found.append(Hypothesis(index, polarity, chars, prior))
+        if not found:
+            continue
+        with timer.stage("describe+classify"):
+            all_probs = char_probabilities(model, [c for h in found for c in h.chars])
+        bounds = np.cumsum([0] + [len(h.chars) for h in found])
+        probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        with timer.stage("postprocess"):
+            best_reads(found, probs, classes, region, settings, best)
+    return best
 
 
 def refined_candidate(candidate: Candidate, read: Read, hypothesis: Hypothesis, region, shape):

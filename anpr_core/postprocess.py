@@ -10,6 +10,7 @@ probability). Reads that match no pattern are kept but weighed down by the regio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,26 +38,46 @@ def _class_columns(classes: list[str]) -> tuple[np.ndarray, dict[str, int]]:
     return np.array([index.get(c, -1) for c in ALPHABET]), index
 
 
+@lru_cache(maxsize=1024)
+def pattern_columns(pattern: str) -> tuple[tuple[int, ...], ...]:
+    """The ALPHABET columns allowed at each slot of ``pattern`` (cached: patterns are few)."""
+    return tuple(tuple(sorted(ALPHABET.index(c) for c in s)) for s in pattern_slots(pattern))
+
+
+class SlotScores:
+    """Best class and its log probability per piece, for each set of allowed classes.
+
+    Patterns share few distinct slots (letter, digit, any), so each is computed once per read.
+    """
+
+    def __init__(self, log_p: np.ndarray):
+        self.log_p = log_p
+        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, slot: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if slot not in self._cache:
+            columns = np.asarray(slot)
+            sub = self.log_p[:, columns]
+            k = sub.argmax(axis=1)
+            self._cache[slot] = (columns[k], sub[np.arange(len(sub)), k])
+        return self._cache[slot]
+
+
 def align(
-    char_probs: np.ndarray, reject_probs: np.ndarray, slots: list[np.ndarray]
+    scores: SlotScores, log_r: np.ndarray, slots: tuple[tuple[int, ...], ...]
 ) -> tuple[float, list[int], list[int]] | None:
-    """Best alignment of pieces to ``slots`` (arrays of allowed class columns).
+    """Best alignment of pieces to ``slots`` (tuples of allowed class columns).
 
     Returns (log score, kept piece indices, chosen class column per kept piece), or None when
     the pieces cannot fill the slots within ``MAX_DROPPED`` drops.
     """
-    n, m = len(char_probs), len(slots)
+    n, m = len(log_r), len(slots)
     if m > n or n - m > MAX_DROPPED:
         return None
-    log_p = np.log(np.maximum(char_probs, 1e-9))
-    log_r = np.log(np.maximum(reject_probs, 1e-9))
     best_col = np.empty((n, m), np.int64)
     best_val = np.empty((n, m))
     for j, slot in enumerate(slots):
-        cols = log_p[:, slot]
-        k = cols.argmax(axis=1)
-        best_col[:, j] = slot[k]
-        best_val[:, j] = cols[np.arange(n), k]
+        best_col[:, j], best_val[:, j] = scores(slot)
     table = np.full((n + 1, m + 1), -np.inf)
     table[0, 0] = 0.0
     for i in range(1, n + 1):
@@ -89,17 +110,18 @@ def read_plate(
     char_probs = np.zeros((len(probs), len(ALPHABET)))
     char_probs[:, known] = probs[:, columns[known]]
     reject = probs[:, index[REJECT]] if REJECT in index else np.full(len(probs), 1e-3)
-    all_slot = np.arange(len(ALPHABET))
+    scores = SlotScores(np.log(np.maximum(char_probs, 1e-9)))
+    log_r = np.log(np.maximum(reject, 1e-9))
+    any_char = tuple(range(len(ALPHABET)))
     lo, hi = region.char_count
     hypotheses: list[tuple[float, str | None, list[int], list[int]]] = []
     for pattern in region.patterns:
-        slots = [np.array(sorted(ALPHABET.index(c) for c in s)) for s in pattern_slots(pattern)]
-        aligned = align(char_probs, reject, slots)
+        aligned = align(scores, log_r, pattern_columns(pattern))
         if aligned:
             hypotheses.append((aligned[0], pattern, aligned[1], aligned[2]))
     penalty = np.log(region.pattern_weight)
     for m in range(max(lo, len(probs) - MAX_DROPPED), min(hi, len(probs)) + 1):
-        aligned = align(char_probs, reject, [all_slot] * m)
+        aligned = align(scores, log_r, (any_char,) * m)
         if aligned:
             hypotheses.append((aligned[0] + penalty, None, aligned[1], aligned[2]))
     if not hypotheses:

@@ -16,7 +16,7 @@ import numpy as np
 from anpr_core.classify import REJECT, build_classifier, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
 from anpr_core.pipeline import Settings
-from anpr_core.postprocess import MAX_DROPPED, align
+from anpr_core.postprocess import MAX_DROPPED, SlotScores, align
 from anpr_core.records import Box, CharImage
 from anpr_core.segment import (
     PLATE_HEIGHT,
@@ -90,9 +90,10 @@ def forced_alignment(model, chars: list[CharImage], text: str, min_score: float 
     classes = model_classes(model)
     if REJECT not in classes or any(c not in classes for c in text):
         return None
-    reject = probs[:, classes.index(REJECT)]
-    slots = [np.array([classes.index(c)]) for c in text]
-    result = align(probs, reject, slots)
+    log_p = np.log(np.maximum(probs, 1e-9))
+    log_r = log_p[:, classes.index(REJECT)]
+    slots = tuple((classes.index(c),) for c in text)
+    result = align(SlotScores(log_p), log_r, slots)
     if result is None:
         return None
     log_score, kept, _ = result

@@ -67,11 +67,14 @@ def plate_around_chars(
 def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
     """``plate`` with its ``low``..``high`` percentiles stretched to 0..255, so that a fixed
     threshold offset means the same on dim and bright plates."""
-    lo, hi = np.percentile(plate, (low, high))
+    cumulative = np.cumsum(np.bincount(plate.ravel(), minlength=256))
+    total = cumulative[-1]
+    lo = int(np.searchsorted(cumulative, total * low / 100))
+    hi = int(np.searchsorted(cumulative, total * high / 100))
     if hi - lo < 1:
         return plate
-    scaled = (plate.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    table = np.clip((np.arange(256) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+    return cv2.LUT(plate, table)
 
 
 def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.2, offset: float = 30):
