@@ -250,6 +250,22 @@ def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> 
     return clipped
 
 
+def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35) -> bool:
+    """Whether a thin piece is a cut of a longer vertical line: a frame edge or a bolt strip.
+
+    Cutting the plate to the character band makes a frame edge look like a 1; in the uncut
+    mask its ink runs on, unbroken, well above or below the characters.
+    """
+    x, y, w, h = box
+    if w >= 0.35 * h:
+        return False
+    columns = binary[:, x : x + w].max(axis=1) > 0
+    extra = int(reach * h)
+    above = columns[max(0, y - extra) : y]
+    below = columns[y + h : y + h + extra]
+    return (len(above) == extra and above.all()) or (len(below) == extra and below.all())
+
+
 def segment_plate(
     plate: np.ndarray,
     region: RegionConfig,
@@ -263,7 +279,7 @@ def segment_plate(
     band = character_band(boxes) or band_from_profile(binary, region)
     if band is not None:
         clipped = clip_to_band(binary, band)
-        banded = row_boxes(clipped, region)
+        banded = [b for b in row_boxes(clipped, region) if not is_vertical_line(binary, b)]
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded
     boxes = split_wide(join_broken(boxes), max_aspect=region.char_aspect_range[1])
