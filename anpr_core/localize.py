@@ -47,11 +47,12 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
     hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
-    grad = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
-    peak = float(grad.max())
+    grad = cv2.Sobel(hat, cv2.CV_16S, 1, 0, ksize=3)
+    low, high, _, _ = cv2.minMaxLoc(grad)
+    peak = max(abs(low), abs(high))
     if peak <= 0:
         return np.zeros_like(gray)
-    grad = (255 * grad / peak).astype(np.uint8)
+    grad = cv2.convertScaleAbs(grad, alpha=255.0 / peak)
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
@@ -162,8 +163,10 @@ def localize_plates(
     """Plate candidates in a grey scene, best first, at most ``max_candidates``."""
     found: list[Candidate] = []
     for scale in plate_scales(gray.shape, region):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+        small = gray
+        if scale != 1.0:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
         for polarity in region.polarity:
             mask = text_blobs(small, polarity)
             found.extend(blob_candidates(mask, scale, gray.shape, region, polarity))
