@@ -47,12 +47,11 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
     hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
-    grad = cv2.Sobel(hat, cv2.CV_16S, 1, 0, ksize=3)
-    low, high, _, _ = cv2.minMaxLoc(grad)
-    peak = max(abs(low), abs(high))
+    grad = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
+    peak = float(grad.max())
     if peak <= 0:
         return np.zeros_like(gray)
-    grad = cv2.convertScaleAbs(grad, alpha=255.0 / peak)
+    grad = (255 * grad / peak).astype(np.uint8)
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
@@ -124,15 +123,6 @@ def blob_candidates(
         quad_t = tuple((float(x), float(y)) for x, y in quad)
         found.append(Candidate(quad_box(quad, shape), quad_t, score, polarity))
     return found
-
-
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    iw = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
 
 
 def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidate]:

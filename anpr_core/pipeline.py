@@ -20,7 +20,8 @@ import numpy as np
 from anpr_core.classify import char_probabilities, model_classes
 from anpr_core.config import RegionConfig
 from anpr_core.errors import ImageError
-from anpr_core.localize import box_iou, localize_plates, quad_box
+from anpr_core.localize import localize_plates, quad_box
+from anpr_core.metrics import iou
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
@@ -36,7 +37,7 @@ FALLBACK_PRIOR = 0.7  # score factor for the thresholds after the first in Setti
 class Settings:
     """Pipeline settings that travel with a model version (so a version reads the same way)."""
 
-    max_candidates: int = 12
+    max_candidates: int = 20
     # Binarizations tried on each candidate, as (neighbourhood / plate height, grey levels
     # below the local mean after contrast stretch): a fine one that keeps sharp characters
     # apart, and a coarse one that keeps the strokes of small, blurred plates whole.
@@ -206,6 +207,20 @@ def refined_candidate(candidate: Candidate, read: Read, hypothesis: Hypothesis, 
     return Candidate(box, quad, candidate.score, hypothesis.polarity)
 
 
+def refine(gray, candidates, best, model, classes, region, settings, timer) -> None:
+    """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
+    best-read candidates by its redrawn self (``refined_candidate``) where that reads at
+    least as well."""
+    top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
+    top = top[: settings.refine_top]
+    refined = [refined_candidate(candidates[i], *best[i], region, gray.shape) for i in top]
+    again = read_candidates(gray, refined, model, classes, region, settings, timer)
+    for j, index in enumerate(top):
+        if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
+            candidates[index] = refined[j]
+            best[index] = again[j]
+
+
 def _read_rank(read: Read) -> float:
     """How much a read looks like a real plate: per-piece score times characters found."""
     return read.score * min(1.0, len(read.text) / 5)
@@ -237,15 +252,7 @@ def analyze(
             candidates = localize_plates(gray, region, settings.max_candidates)
     candidates = list(candidates)
     best = read_candidates(gray, candidates, model, classes, region, settings, timer)
-    if settings.refine_top:
-        top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
-        top = top[: settings.refine_top]
-        refined = [refined_candidate(candidates[i], *best[i], region, gray.shape) for i in top]
-        again = read_candidates(gray, refined, model, classes, region, settings, timer)
-        for j, index in enumerate(top):
-            if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
-                candidates[index] = refined[j]
-                best[index] = again[j]
+    refine(gray, candidates, best, model, classes, region, settings, timer)
     scored = []
     for index, (read, _) in best.items():
         if read.score < settings.min_read_score or len(read.text) < region.char_count[0]:
@@ -256,7 +263,7 @@ def analyze(
     reads: list[PlateRead] = []
     read_from: list[int] = []
     for _, index, plate in scored:
-        if all(box_iou(plate.box, kept.box) < 0.3 for kept in reads):
+        if all(iou(plate.box, kept.box) < 0.3 for kept in reads):
             reads.append(plate)
             read_from.append(index)
     rest = [c for i, c in enumerate(candidates) if i not in read_from]
