@@ -23,6 +23,7 @@ from anpr_core.config import load_region
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_image, summarize
 from anpr_core.samples import fit_char_model
+from jobs.runtime import blas_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,10 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         model, training = fit_char_model(plates, region)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
-        for item in eval_items:
-            if fold_of(item.name, args.folds) == fold:
-                box, text = item.plates[0]
-                results.append(evaluate_image(item.name, gray[item.path], box, text, model, region))
+        with blas_threads(1):  # as the jobs read: one BLAS thread per process
+            for item in eval_items:
+                if fold_of(item.name, args.folds) == fold:
+                    box, text = item.plates[0]
+                    image = gray[item.path]
+                    results.append(evaluate_image(item.name, image, box, text, model, region))
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results)
     figures.update(
