@@ -1,9 +1,11 @@
 """Character training samples from labeled plates.
 
 A plate is segmented the way the pipeline will segment it; where the number of pieces equals
-the label's length, piece i is labeled with character i. Pieces straddling two neighbouring
-characters and pieces outside the character row become ``REJECT`` samples, which teach the
-classifier what is not a character.
+the label's length, piece i is labeled with character i, and windows straddling two
+neighbouring characters become ``REJECT`` samples. Where a first model is given, plates with
+a few pieces too many are force-aligned to their label and the extra pieces (logos, bolts,
+frame edges, bands) become ``REJECT`` samples too: they teach the classifier what is not a
+character.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from anpr_core.records import Box, CharImage
 from anpr_core.segment import (
     PLATE_HEIGHT,
     binarize,
-    component_boxes,
     cut_characters,
     rectify,
     segment_plate,
@@ -113,19 +114,6 @@ def straddling_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
         if x1 - x0 >= 3:
             pieces += cut_characters(binary, [(x0, y0, x1 - x0, y1 - y0)])
     return pieces
-
-
-def stray_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
-    """Components of character-like height that are not among the plate's characters."""
-    binary = binarize(plate, polarity, block, offset)
-    heights = [c.box[3] for c in chars]
-    lo, hi = 0.6 * min(heights), 1.3 * max(heights)
-    boxes = []
-    for (x, y, w, h), _area in component_boxes(binary):
-        overlaps = any(abs(x + w / 2 - (c.box[0] + c.box[2] / 2)) < c.box[2] for c in chars)
-        if lo <= h <= hi and w <= 2 * h and not overlaps:
-            boxes.append((x, y, w, h))
-    return cut_characters(binary, boxes)
 
 
 def jitter(char: CharImage, rng: np.random.Generator, copies: int = 2) -> list[CharImage]:
