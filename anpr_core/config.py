@@ -39,6 +39,9 @@ class RegionConfig:
     polarity: tuple[str, ...] = ("dark_on_light",)
     pattern_weight: float = 1.0
     patterns: tuple[str, ...] = field(default_factory=tuple)
+    # An end piece farther from its neighbour than this many typical gaps is not a character
+    # (e.g. the blue country band of EU plates); 0 keeps every piece.
+    max_end_gap: float = 0.0
 
     def __post_init__(self) -> None:
         for polarity in self.polarity:

@@ -159,6 +159,17 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
     return merged
 
 
+def drop_distant_ends(boxes: list[Box], max_gap: float) -> list[Box]:
+    """The row without end pieces farther than ``max_gap`` typical gaps from their neighbour."""
+    if max_gap <= 0 or len(boxes) < 4:
+        return boxes
+    gaps = [b[0] - (a[0] + a[2]) for a, b in zip(boxes, boxes[1:], strict=False)]
+    typical = max(2.0, float(np.median(gaps)))
+    start = 1 if gaps[0] > max_gap * typical else 0
+    end = len(boxes) - 1 if gaps[-1] > max_gap * typical else len(boxes)
+    return boxes[start:end]
+
+
 def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
     """Neighbouring narrow pieces that together make one character's width joined (a thin
     junction, as in K or R, can threshold away and cut a character in two)."""
@@ -283,4 +294,5 @@ def segment_plate(
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded
     boxes = split_wide(join_broken(boxes), max_aspect=region.char_aspect_range[1])
+    boxes = drop_distant_ends(boxes, region.max_end_gap)
     return cut_characters(binary, boxes)

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anpr_core.config import load_region
-from anpr_core.segment import PLATE_HEIGHT, rectify, segment_plate
+from anpr_core.segment import PLATE_HEIGHT, drop_distant_ends, rectify, segment_plate
 from anpr_core.synth import synth_crops, synth_plate
 
 
@@ -68,3 +68,16 @@ def test_light_on_dark_plate():
 def test_blank_plate_has_no_characters():
     blank = np.full((PLATE_HEIGHT, 160), 200, np.uint8)
     assert segment_plate(blank, load_region("us")) == []
+
+
+def test_a_distant_end_piece_is_dropped_only_where_the_region_says_so():
+    row = [
+        (2, 10, 20, 40),
+        (60, 10, 20, 40),
+        (86, 10, 20, 40),
+        (112, 10, 20, 40),
+        (138, 10, 20, 40),
+    ]
+    assert drop_distant_ends(row, 2.0) == row[1:]  # a band 32 px away; characters 6 px apart
+    assert drop_distant_ends(row, 0.0) == row
+    assert drop_distant_ends(row[1:], 2.0) == row[1:]
