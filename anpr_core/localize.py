@@ -108,7 +108,6 @@ def blob_candidates(
         w, h = sorted(rect[1], reverse=True)
         if h < 4:
             continue
-        quad = plate_quad(rect, scale, region.plate_aspect)
         plate_w = w * (1 + 2 * EXPAND_X) / scale
         aspect = plate_w / (h * (1 + 2 * EXPAND_Y) / scale)
         plate_h = plate_w / region.plate_aspect
@@ -120,6 +119,7 @@ def blob_candidates(
         size_fit = np.exp(-abs(np.log(h / (WORK_PLATE_HEIGHT * 0.55))))
         aspect_fit = np.exp(-abs(np.log(aspect / region.plate_aspect)))
         score = float(fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit))
+        quad = plate_quad(rect, scale, region.plate_aspect)
         quad_t = tuple((float(x), float(y)) for x, y in quad)
         found.append(Candidate(quad_box(quad, shape), quad_t, score, polarity))
     return found
