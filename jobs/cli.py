@@ -65,6 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(recognize)
     recognize.add_argument("--crop", action="store_true", help="each image is a plate crop")
 
+    reprocess = sub.add_parser(
+        "reprocess", help="re-read an archive of images on Dask into partitioned Parquet"
+    )
+    reprocess.add_argument("input_url", metavar="INPUT_URL", help="folder, prefix or glob")
+    reprocess.add_argument("output_url", metavar="OUTPUT_URL", help="Parquet dataset folder")
+    add_model_options(reprocess)
+    add_cluster_options(reprocess)
+    reprocess.add_argument(
+        "--partition-size", type=positive_int, default=200, help="images per task (200)"
+    )
+    reprocess.add_argument(
+        "--key-pattern",
+        metavar="REGEX",
+        help="named groups camera_id and captured_at (or year/month/day) in the image key "
+        "(default: <camera>/<yyyy>/<mm>/<dd>/<name>)",
+    )
+    reprocess.add_argument(
+        "--manifest", metavar="URL", help="CSV or Parquet list of keys instead of listing"
+    )
+    reprocess.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to fsspec, e.g. endpoint_url=http://127.0.0.1:8333 or anon=true",
+    )
+    reprocess.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="redo images already done"
+    )
+
     demo = sub.add_parser("demo", help="synthesize data, train, evaluate and read, end to end")
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
@@ -82,6 +112,38 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "(default: the region's champion)",
     )
     parser.add_argument("--region", help="region name or .toml file (default: us)")
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """Nothing; adds ``--scheduler`` / ``--workers`` to a subcommand that runs on Dask."""
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="a Dask scheduler, tcp://HOST:8786 (default: DASK_SCHEDULER_ADDRESS, else a "
+        "local cluster)",
+    )
+    cluster.add_argument(
+        "--workers", type=positive_int, help="worker processes of the local cluster (cores)"
+    )
+
+
+def storage_options(pairs: Sequence[str]) -> dict:
+    """``--storage-option KEY=VALUE`` pairs as fsspec keyword arguments (true/false as
+    booleans, integers as ints)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option takes KEY=VALUE, got {pair!r}")
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            options[key] = lowered == "true"
+        elif value.isdigit():
+            options[key] = int(value)
+        else:
+            options[key] = value
+    return options
 
 
 def positive_int(text: str) -> int:
@@ -159,6 +221,35 @@ def cmd_recognize(args) -> int:
     return EXIT_FAILURE if failed else 0
 
 
+def cmd_reprocess(args) -> int:
+    """Exit status of ``anpr reprocess``: 0 when every image has a row, errors included."""
+    from jobs.reprocess import ReprocessOptions, reprocess
+
+    options = ReprocessOptions(
+        input_url=args.input_url,
+        output_url=args.output_url,
+        model_uri=args.model,
+        region=args.region,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        partition_size=args.partition_size,
+        key_pattern=args.key_pattern,
+        manifest=args.manifest,
+        storage_options=storage_options(args.storage_option),
+        resume=args.resume,
+    )
+    recognizer = load_for(args)
+    summary = reprocess(options, recognizer, progress=sys.stderr.isatty())
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items()) or "nothing new"
+    print(
+        f"run {summary.run_id}: {summary.n_processed} images read ({counts}), "
+        f"{summary.n_skipped} skipped as done, {summary.images_per_s:.1f} images/s, "
+        f"{summary.elapsed_s:.1f} s"
+    )
+    print(f"model {summary.model_uri}; reads in {summary.output_url}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
@@ -229,6 +320,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "recognize": cmd_recognize,
+    "reprocess": cmd_reprocess,
     "demo": cmd_demo,
 }
 
