@@ -30,6 +30,7 @@ from anpr_core.errors import AnprError, ImageError
 from anpr_core.pipeline import recognize
 from jobs.capture import Capture, capture_of, compile_key_pattern
 from jobs.models import Recognizer
+from jobs.runtime import single_threaded_process
 from jobs.storage import (
     MAX_IMAGE_BYTES,
     NULL_PARTITION,
@@ -101,10 +102,12 @@ class RunSummary:
     n_processed: int  # read in this run
     counts: dict[str, int]  # rows by status, this run
     partitions: int
-    elapsed_s: float
-    images_per_s: float
+    elapsed_s: float  # the whole run, cluster start included
+    images_per_s: float  # while the cluster was reading (cluster start excluded)
     started_at: str
     dashboard: str | None = None
+    peak_worker_rss_mib: float | None = None  # the largest peak resident memory of a worker
+    counts_all: dict[str, int] = field(default_factory=dict)  # rows by status in the output
 
     def to_json(self) -> str:
         """The summary as indented JSON."""
@@ -265,7 +268,7 @@ def process_partition_on_worker(items, ctx: TaskContext, input_url: str) -> list
 
 class RecognizerPlugin(WorkerPlugin):
     """Puts one model version in WORKER_RECOGNIZERS on every worker, once per worker process
-    (again on a worker restarted after a crash), with BLAS limited to one thread."""
+    (again on a worker restarted after a crash), with BLAS and OpenCV on one thread."""
 
     def __init__(self, recognizer: Recognizer, key: str):
         super().__init__()
@@ -274,9 +277,7 @@ class RecognizerPlugin(WorkerPlugin):
         self.name = f"anpr-recognizer-{key}"
 
     def setup(self, worker=None):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
+        single_threaded_process()
         WORKER_RECOGNIZERS[self.key] = self.recognizer
 
     def teardown(self, worker=None):
@@ -386,16 +387,17 @@ def reprocess(
         options.output_url, options.storage_options, options.key_pattern, model_key, run_id
     )
     start = time.perf_counter()
-    dashboard = None
+    dashboard, compute_s, peak_mib = None, 0.0, None
     results: list[dict] = []
     if todo:
         with dask_client(options) as client:
             dashboard = client.dashboard_link
             say(f"dask: {describe_cluster(client)}; dashboard {dashboard}")
-            client.register_plugin(
-                RecognizerPlugin(recognizer, model_key), name=f"anpr-{model_key}"
-            )
+            client.register_plugin(RecognizerPlugin(recognizer, model_key))
+            compute_start = time.perf_counter()
             results = run_partitions(client, todo, ctx, options, progress)
+            compute_s = time.perf_counter() - compute_start
+            peak_mib = max(client.run(peak_rss_mib).values(), default=None)
     elapsed = time.perf_counter() - start
     counts: Counter = Counter()
     for result in results:
@@ -414,9 +416,11 @@ def reprocess(
         counts=dict(sorted(counts.items())),
         partitions=len(results),
         elapsed_s=round(elapsed, 2),
-        images_per_s=round(sum(counts.values()) / elapsed, 2) if elapsed > 0 else 0.0,
+        images_per_s=round(sum(counts.values()) / compute_s, 2) if compute_s > 0 else 0.0,
         started_at=started.isoformat(),
         dashboard=dashboard,
+        peak_worker_rss_mib=peak_mib,
+        counts_all=dict(sorted((Counter(state.counts) + counts).items())),
     )
     write_text_atomic(summary.to_json(), out_fs, f"{out_root}/{RUNS_DIR}/{run_id}.json")
     return summary
@@ -457,6 +461,13 @@ def dask_client(options: ReprocessOptions) -> Iterator[Client]:
         Client(cluster) as client,
     ):
         yield client
+
+
+def peak_rss_mib() -> float:
+    """The peak resident memory of this process so far, in MiB (run on each worker)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def describe_cluster(client) -> str:
