@@ -100,3 +100,33 @@ def test_parquet_files_are_replaced_whole(tmp_path):
     write_parquet_atomic(pa.table({"a": [3]}), fs, target)
     assert pq.read_table(target).column("a").to_pylist() == [3]
     assert [p.name for p in (tmp_path / "d=1").iterdir()] == ["part-x.parquet"]  # no leftovers
+
+
+class FlakyDisk:
+    """The local disk, except that the first ``failures`` batch reads of each path fail the
+    way a dropped connection does: a stand-in for a network blip, on real files."""
+
+    def __init__(self, failures: int):
+        import fsspec
+
+        self.disk = fsspec.filesystem("file")
+        self.failures = failures
+        self.calls = 0
+
+    def cat(self, paths, on_error="raise"):
+        self.calls += 1
+        if self.calls <= self.failures:
+            return {p: ConnectionResetError("connection reset by peer") for p in paths}
+        return self.disk.cat(paths, on_error=on_error)
+
+
+def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path):
+    from jobs.storage import fetch_all
+
+    (tmp_path / "a.jpg").write_bytes(b"abc")
+    paths = [str(tmp_path / "a.jpg"), str(tmp_path / "gone.jpg")]
+    got = fetch_all(FlakyDisk(failures=2), paths, attempts=3)
+    assert got[paths[0]] == b"abc"
+    assert isinstance(got[paths[1]], FileNotFoundError)
+    got = fetch_all(FlakyDisk(failures=3), paths[:1], attempts=3)
+    assert isinstance(got[paths[0]], ConnectionResetError)  # still failing: an error row
