@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from anpr_core.errors import AnprError
+from jobs.progress import ProgressBar
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -95,11 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume", dest="resume", action="store_false", help="redo images already done"
     )
 
-    demo = sub.add_parser("demo", help="synthesize data, train, evaluate and read, end to end")
+    demo = sub.add_parser(
+        "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"
+    )
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
     demo.add_argument("--crops", type=positive_int, default=120, help=argparse.SUPPRESS)
-    demo.add_argument("--eval-scenes", type=positive_int, default=30, help=argparse.SUPPRESS)
+    demo.add_argument("--archive", type=positive_int, default=300, help=argparse.SUPPRESS)
+    demo.add_argument("--workers", type=positive_int, help="local Dask workers (default: cores)")
     return parser
 
 
@@ -239,7 +243,7 @@ def cmd_reprocess(args) -> int:
         resume=args.resume,
     )
     recognizer = load_for(args)
-    summary = reprocess(options, recognizer, progress=sys.stderr.isatty())
+    summary = reprocess(options, recognizer, progress=ProgressBar("reading"))
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items()) or "nothing new"
     print(
         f"run {summary.run_id}: {summary.n_processed} images read ({counts}), "
@@ -254,7 +258,7 @@ def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
 
-    run_demo(args.workdir, args.scenes, args.crops, args.eval_scenes)
+    run_demo(args.workdir, args.scenes, args.crops, args.archive, args.workers)
     return 0
 
 
@@ -271,27 +275,6 @@ def check_folders(folders: Sequence[Path]) -> None:
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"labeled data folder not found: {folder}")
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, label: str, width: int = 30, stream=None):
-        self.label = label
-        self.width = width
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        interactive = self.stream.isatty()
-        if not interactive and done < total:
-            return
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done >= total else ""
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:.1f} s{end}")
-        self.stream.flush()
 
 
 def print_table(reports, totals: dict) -> None:

@@ -366,9 +366,10 @@ def reprocess(
     options: ReprocessOptions,
     recognizer: Recognizer,
     say: Callable[[str], None] = print,
-    progress: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunSummary:
-    """The summary of a run that reads every image of the archive not already done."""
+    """The summary of a run that reads every image of the archive not already done;
+    ``progress(images_done, images_total)`` follows the run."""
     started = datetime.now(UTC)
     compile_key_pattern(options.key_pattern)  # a bad pattern fails here, not on the workers
     run_id = new_run_id()
@@ -426,18 +427,22 @@ def reprocess(
     return summary
 
 
-def run_partitions(client, todo, ctx: TaskContext, options, progress: bool) -> list[dict]:
-    """The marker summaries of every partition of ``todo``, computed on the cluster."""
+def run_partitions(client, todo, ctx: TaskContext, options, progress) -> list[dict]:
+    """The marker summaries of every partition of ``todo``, computed on the cluster;
+    ``progress(images_done, images_total)`` is called as partitions finish."""
     import dask.bag as db
-    from distributed import progress as show_progress
+    from distributed import as_completed, futures_of
 
     bag = db.from_sequence(todo, partition_size=options.partition_size)
-    work = bag.map_partitions(process_partition_on_worker, ctx, options.input_url)
-    persisted = client.persist(work)
-    if progress:
-        show_progress(persisted)
-        print(flush=True)
-    return persisted.compute()
+    work = client.persist(bag.map_partitions(process_partition_on_worker, ctx, options.input_url))
+    results, done = [], 0
+    for future in as_completed(futures_of(work)):
+        summaries = future.result()
+        results.extend(summaries)
+        done += sum(sum(s["counts"].values()) for s in summaries)
+        if progress:
+            progress(done, len(todo))
+    return results
 
 
 @contextmanager
