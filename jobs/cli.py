@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(recognize)
     recognize.add_argument("--crop", action="store_true", help="each image is a plate crop")
 
+    tickets = sub.add_parser("tickets", help="a night's speed events + plate reads -> citations")
+    tickets.add_argument("--date", required=True, help="YYYY-MM-DD, a day in --timezone")
+    tickets.add_argument("events", metavar="EVENTS_URL", help="events .parquet/.csv file or folder")
+    tickets.add_argument("reads", metavar="READS_URL", help="plate reads (anpr reprocess output)")
+    tickets.add_argument("output", metavar="OUTPUT_URL")
+    tickets.add_argument("--timezone", default="UTC", help="agency time zone (default: UTC)")
+    tickets.add_argument("--tolerance", type=float, default=5.0, help="in the event's unit (5)")
+    tickets.add_argument("--min-confidence", type=float, default=0.8, help="of the read (0.8)")
+    tickets.add_argument("--dedupe-window", type=float, default=10.0, metavar="MIN", help="(10)")
+    add_model_options(tickets)
+
     demo = sub.add_parser("demo", help="synthesize data, train, evaluate and read, end to end")
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
@@ -159,6 +170,24 @@ def cmd_recognize(args) -> int:
     return EXIT_FAILURE if failed else 0
 
 
+def cmd_tickets(args) -> int:
+    """Exit status of ``anpr tickets``: writes the night's citations, review and rejected."""
+    from datetime import timedelta
+
+    from jobs import tickets
+
+    rules = tickets.Rules(
+        args.tolerance, args.min_confidence, timedelta(minutes=args.dedupe_window)
+    )
+    reader = tickets.read_images_in_process(lambda: load_for(args))
+    night = tickets.Night.parse(args.date, args.timezone)
+    summary = tickets.run_tickets(night, args.events, args.reads, args.output, reader, rules, print)
+    keys = ("in_night", "speeding", "citations", "duplicates", "review", "rejected_rows")
+    print(", ".join(f"{key} {summary[key]}" for key in keys))
+    print("\n".join(f"{name}: {path}" for name, path in summary["outputs"].items()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
@@ -229,6 +258,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "recognize": cmd_recognize,
+    "tickets": cmd_tickets,
     "demo": cmd_demo,
 }
 
