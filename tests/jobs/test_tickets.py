@@ -374,6 +374,9 @@ def test_rerunning_a_night_replaces_its_outputs(tmp_path, scenes):
     assert "citations/date=2026-11-23/part-0.parquet" in files
     assert not [f for f in files if "/_" in f or f.startswith("_")]  # no temporary left
 
+    page = (tmp_path / "out" / "pages" / "review-2026-11-24.html").read_text()
+    assert page.count('<article class="item') == 6 and "To review (2)" in page
+
     crops = sorted((tmp_path / "out" / "crops" / "date=2026-11-24").glob("*.png"))
     assert {p.stem for p in crops} == {r["citation_id"] for r in rows["citations"] + rows["review"]}
     crop = cv2.imread(str(crops[0]))
