@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 THUMB_SIZE = (360, 200)  # px: the largest thumbnail (width, height); smaller crops stay as is
+THUMB_QUALITY = 85  # JPEG quality of the thumbnails
 REASON_TEXT = {
     "low_confidence": "low confidence",
     "no_plate": "no plate found",
@@ -79,7 +80,12 @@ class PageItem:
 
 
 def thumbnail_uri(png: bytes | None) -> str | None:
-    """A ``data:image/png`` URI of ``png`` shrunk to fit THUMB_SIZE, or None without an image."""
+    """A ``data:image/jpeg`` URI of the crop ``png`` shrunk to fit THUMB_SIZE, or None without
+    an image.
+
+    JPEG, not PNG: a photo's thumbnail is several times smaller, which keeps a night with
+    hundreds of items a page a phone opens quickly.
+    """
     if not png:
         return None
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -90,8 +96,8 @@ def thumbnail_uri(png: bytes | None) -> str | None:
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        png = cv2.imencode(".png", image)[1].tobytes()
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, THUMB_QUALITY])[1]
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
 
 
 def page_item(row: dict, png: bytes | None, kind: str) -> PageItem:

@@ -866,7 +866,10 @@ def run_tickets(
     run_id, now = uuid.uuid4().hex, datetime.now(UTC)
     zone = agency_zone(night.timezone)
     loaded = load_events(events_url, night)
-    say(f"{len(loaded.events)} events of {night.date} in {len(loaded.files)} files")
+    say(
+        f"{len(loaded.events)} events on {night.date} ({night.timezone}) in "
+        f"{len(loaded.files)} events files; {loaded.rejected_rows} rows rejected"
+    )
     speeding = [e for e in loaded.events if is_speeding(e, rules.tolerance)]
     keys = {e.image_key for e in speeding}
     reads = load_reads(reads_url, keys)

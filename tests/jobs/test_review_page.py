@@ -82,7 +82,7 @@ def test_the_page_holds_everything_it_shows():
     assert len(sources) == N_REVIEW + N_CITATIONS - 1  # the no-plate item has no image
     for source in sources:
         prefix, data = source.split(",", 1)
-        assert prefix == "data:image/png;base64"
+        assert prefix == "data:image/jpeg;base64"
         assert cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), 1) is not None
     assert "cam-&lt;7&gt;" in page and "&lt;script&gt; 0.10" in page
     assert "no plate found" in page and "low confidence" in page

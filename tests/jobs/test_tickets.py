@@ -450,6 +450,12 @@ def test_cli_refuses_unusable_input_in_one_line(tmp_path, scenes, anpr):
     assert err.startswith(f"anpr: error: events file {bad} lacks columns captured_at, ")
     assert "image_key, speed_limit, unit (needs event_id," in err
 
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet at all")
+    status, _, err = anpr(
+        "tickets", "--date", "2026-11-24", tmp_path / "garbage.parquet", reads, tmp_path
+    )
+    assert status == 1 and f"cannot read events file {tmp_path}/garbage.parquet: " in err
+
     good = write_events(tmp_path / "good.csv", [event("a", key, 70)])
     cases = {
         ("--date", "24/11/2026"): "--date must be YYYY-MM-DD, got '24/11/2026'",
