@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-resume", dest="resume", action="store_false", help="redo images already done"
     )
 
+    tickets = sub.add_parser("tickets", help="a night's speed events + plate reads -> citations")
+    tickets.add_argument("--date", required=True, help="YYYY-MM-DD, a day in --timezone")
+    tickets.add_argument("events", metavar="EVENTS_URL", help="events .parquet/.csv file or folder")
+    tickets.add_argument("reads", metavar="READS_URL", help="plate reads (anpr reprocess output)")
+    tickets.add_argument("output", metavar="OUTPUT_URL")
+    tickets.add_argument("--timezone", default="UTC", help="agency time zone (default: UTC)")
+    tickets.add_argument("--tolerance", type=float, default=5.0, help="in the event's unit (5)")
+    tickets.add_argument("--min-confidence", type=float, default=0.8, help="of the read (0.8)")
+    tickets.add_argument("--dedupe-window", type=float, default=10.0, metavar="MIN", help="(10)")
+    add_model_options(tickets)
+    add_cluster_options(tickets)
+
     demo = sub.add_parser(
         "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"
     )
@@ -254,6 +266,26 @@ def cmd_reprocess(args) -> int:
     return 0
 
 
+def cmd_tickets(args) -> int:
+    """Exit status of ``anpr tickets``: writes the night's citations, review and rejected."""
+    from datetime import timedelta
+
+    from jobs import tickets
+    from jobs.reprocess import ReprocessOptions
+
+    rules = tickets.Rules(
+        args.tolerance, args.min_confidence, timedelta(minutes=args.dedupe_window)
+    )
+    options = ReprocessOptions("", "", scheduler=args.scheduler, workers=args.workers)
+    reader = tickets.read_images_on_dask(lambda: load_for(args), options)
+    night = tickets.Night.parse(args.date, args.timezone)
+    summary = tickets.run_tickets(night, args.events, args.reads, args.output, reader, rules, print)
+    keys = ("in_night", "speeding", "citations", "duplicates", "review", "rejected_rows")
+    print(", ".join(f"{key} {summary[key]}" for key in keys))
+    print("\n".join(f"{name}: {path}" for name, path in summary["outputs"].items()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
@@ -304,6 +336,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "recognize": cmd_recognize,
     "reprocess": cmd_reprocess,
+    "tickets": cmd_tickets,
     "demo": cmd_demo,
 }
 

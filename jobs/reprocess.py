@@ -266,6 +266,39 @@ def process_partition_on_worker(items, ctx: TaskContext, input_url: str) -> list
     return [process_partition(list(items), recognizer, ctx, input_fs)]
 
 
+def rows_for_keys(keys: list[str], recognizer: Recognizer, ctx: TaskContext) -> list[dict]:
+    """The READS_SCHEMA rows of images named by full URL (all on one kind of storage)."""
+    if not keys:
+        return []
+    input_fs, _ = open_url(keys[0], ctx.storage_options)
+    items = [(open_url(key, ctx.storage_options)[1], None) for key in keys]
+    return read_partition(items, recognizer, ctx, input_fs)
+
+
+def rows_on_worker(keys, ctx: TaskContext) -> list[dict]:
+    """The rows of some images, read with this worker's cached model (no files written)."""
+    recognizer = WORKER_RECOGNIZERS.get(ctx.model_key)
+    if recognizer is None:
+        raise RuntimeError(f"model {ctx.model_key} was not loaded on this worker")
+    return rows_for_keys(list(keys), recognizer, ctx)
+
+
+def read_images(keys: list[str], recognizer: Recognizer, options: ReprocessOptions) -> pa.Table:
+    """The READS_SCHEMA rows of the images at ``keys`` (full URLs), read on the cluster that
+    ``options`` names (scheduler, else a local one); for jobs that need a few reads now."""
+    import dask.bag as db
+
+    model_key = hashlib.sha256(recognizer.uri.encode()).hexdigest()[:12]
+    ctx = TaskContext("", options.storage_options, options.key_pattern, model_key, new_run_id())
+    rows: list[dict] = []
+    if keys:
+        with dask_client(options) as client:
+            client.register_plugin(RecognizerPlugin(recognizer, model_key))
+            bag = db.from_sequence(list(keys), partition_size=options.partition_size)
+            rows = client.compute(bag.map_partitions(rows_on_worker, ctx)).result()
+    return pa.Table.from_pylist(rows, schema=READS_SCHEMA)
+
+
 class RecognizerPlugin(WorkerPlugin):
     """Puts one model version in WORKER_RECOGNIZERS on every worker, once per worker process
     (again on a worker restarted after a crash), with BLAS and OpenCV on one thread."""
