@@ -1,9 +1,10 @@
 """``anpr demo``: the whole story on synthetic data, in a folder of its own.
 
-Synthesize a camera archive (scenes across cameras and days) and labeled training data,
-train a model into a local MLflow store under the demo folder, reprocess the archive on a
-local Dask cluster into partitioned Parquet, and measure the reads against what the archive
-truly shows.
+Synthesize a camera archive (scenes across cameras and days), its speed-camera events and
+labeled training data; train a model into a local MLflow store under the demo folder;
+reprocess the archive on a local Dask cluster into partitioned Parquet and score the reads
+against what the archive truly shows; turn one night's events into citations, a review queue
+and a review page.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from anpr_core.metrics import char_accuracy
 from jobs.models import load_recognizer
 from jobs.progress import ProgressBar
 from jobs.reprocess import ReprocessOptions, reprocess
-from jobs.synthdata import ArchivedImage, write_archive, write_crops, write_scenes
+from jobs.synthdata import ArchivedImage, write_archive, write_crops, write_events, write_scenes
+from jobs.tickets import Night, Rules, read_images_on_dask, run_tickets
 from jobs.train import train
 
 REGION = "us"
@@ -31,7 +33,8 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-DEMO_DATA = ("training", "archive", "archive_truth.csv", "reads")
+DEMO_DATA = ("training", "archive", "archive_truth.csv", "reads", "events", "tickets")
+NIGHT = "2026-10-05"  # the archive's first day (jobs.synthdata.write_archive)
 
 
 def clear_previous_demo(workdir: Path) -> None:
@@ -95,6 +98,9 @@ def run_demo(
     say(f"   and a camera archive of {n_archive} images in {archive_dir}")
     archive = write_archive(archive_dir, n_archive, ARCHIVE_SEED, region)
     write_truth(workdir / "archive_truth.csv", archive)
+    events = workdir / "events" / "events.csv"
+    write_events(events, archive, archive_dir, ARCHIVE_SEED)
+    say(f"   and one speed-camera event per image in {events}")
 
     say(f"2. training a character classifier, tracked in {store}")
     result = train(
@@ -120,15 +126,32 @@ def run_demo(
         f"character accuracy {figures['char_accuracy']:.3f}"
     )
 
+    say(f"4. tickets for the night of {NIGHT} (UTC) from {events}")
+    tickets_dir = workdir / "tickets"
+    options = ReprocessOptions("", "", workers=workers)
+    reader = read_images_on_dask(lambda: recognizer, options)
+    night = run_tickets(
+        Night.parse(NIGHT), str(events), str(reads_dir), str(tickets_dir), reader, Rules(), say
+    )
+    say(
+        f"   {night['in_night']} events that night, {night['speeding']} speeding: "
+        f"{night['citations']} citations, {night['review']} to review "
+        f"({', '.join(f'{n} {r}' for r, n in night['review_by_reason'].items() if n)}), "
+        f"{night['duplicates']} duplicates, {night['rejected_rows']} rejected rows"
+    )
+
     say(f"done in {time.perf_counter() - start:.0f} s. Look at:")
     say(f"   archive     {archive_dir}  (truth: {workdir / 'archive_truth.csv'})")
     say(f"   reads       {reads_dir}  (Parquet, partitioned by capture_date)")
     say(f"               python -c \"import pandas; print(pandas.read_parquet('{reads_dir}'))\"")
     say(f"               duckdb -c \"select * from read_parquet('{reads_dir}/*/*.parquet')\"")
+    say(f"   tickets     {tickets_dir}  (citations/, review/, duplicates/, rejected/, crops/)")
+    say(f"   review page {night['outputs']['page']}  (open it in a browser, offline)")
     say(f"   MLflow UI   mlflow ui --backend-store-uri {store}")
     return {
         "model_uri": result.model_uri,
         "reprocess": summary,
         "accuracy": figures,
         "reads": str(reads_dir),
+        "tickets": night,
     }

@@ -106,3 +106,31 @@ def write_jpeg_with_time(path: Path, image: np.ndarray, moment: datetime) -> Non
     exif.get_ifd(IFD.Exif)[36881] = moment.strftime("%z")[:3] + ":" + moment.strftime("%z")[3:]
     rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     rgb.save(path, "JPEG", quality=JPEG_QUALITY, exif=exif.tobytes())
+
+
+CAMERA_LIMITS = {"cam01": (30.0, "mph"), "cam02": (55.0, "mph"), "cam03": (80.0, "km/h")}
+
+
+def write_events(
+    path: str | Path, archive: Sequence[ArchivedImage], archive_dir: str | Path, seed: int
+) -> int:
+    """The number of capture events written as CSV for the images of a synthetic archive:
+    one per image, with the camera's limit and unit, about a third of them speeding."""
+    rng = np.random.default_rng(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["event_id", "camera_id", "captured_at", "image_key", "speed", "speed_limit", "unit"]
+        )
+        for index, image in enumerate(archive):
+            limit, unit = CAMERA_LIMITS.get(image.camera_id, (50.0, "km/h"))
+            over = rng.random() < 0.35
+            speed = limit + rng.uniform(6, 30) if over else limit - rng.uniform(0, 15)
+            key = str(Path(archive_dir).resolve() / image.key)
+            moment = image.captured_at.isoformat()
+            writer.writerow(
+                [f"ev-{index:06d}", image.camera_id, moment, key, round(speed, 1), limit, unit]
+            )
+    return len(archive)

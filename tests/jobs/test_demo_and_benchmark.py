@@ -43,6 +43,10 @@ def test_demo_trains_and_reprocesses_an_archive_in_its_own_folder(tmp_path, monk
     rows = pd.read_parquet(demo / "reads")
     assert len(rows) == 10 and set(rows["model_version"]) == {"1"}
     assert "plate accuracy" in out
+    assert (demo / "tickets" / "pages" / "review-2026-10-05.html").is_file()
+    summary = json.loads((demo / "tickets" / "summaries" / "2026-10-05.json").read_text())
+    assert summary["in_night"] + summary["outside_night"] == 10  # one event per archive image
+    assert summary["citations"] + summary["review"] + summary["duplicates"] == summary["speeding"]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
     # a second demo in the same folder adds version 2 and reads the archive with it
     status, out, err = anpr(*argv, "--workers", "1")
