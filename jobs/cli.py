@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--crops", type=positive_int, default=120, help=argparse.SUPPRESS)
     demo.add_argument("--archive", type=positive_int, default=300, help=argparse.SUPPRESS)
     demo.add_argument("--workers", type=positive_int, help="local Dask workers (default: cores)")
+    demo.add_argument(
+        "--data", type=Path, metavar="DIR", help="a labeled scenes folder of real photos to use"
+    )
+    demo.add_argument("--region", default="us", help="region of --data (default: us)")
     return parser
 
 
@@ -290,7 +294,11 @@ def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
 
-    run_demo(args.workdir, args.scenes, args.crops, args.archive, args.workers)
+    if args.data is not None:
+        check_folders([args.data])
+    run_demo(
+        args.workdir, args.scenes, args.crops, args.archive, args.workers, args.data, args.region
+    )
     return 0
 
 

@@ -13,8 +13,10 @@ import csv
 import shutil
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from anpr_core import datasets
 from anpr_core.config import load_region
 from anpr_core.metrics import char_accuracy
 from jobs.models import load_recognizer
@@ -60,18 +62,44 @@ def write_truth(path: Path, archive: list[ArchivedImage]) -> None:
 
 def archive_accuracy(reads_dir: Path, archive_dir: Path, archive: list[ArchivedImage]) -> dict:
     """Plate and character accuracy of the reads against the archive's truth."""
-    import pandas as pd
+    import pyarrow.dataset as pads
 
-    rows = pd.read_parquet(reads_dir, columns=["image_key", "plate"]).set_index("image_key")
-    plates = [
-        (rows["plate"].get(str(archive_dir / image.key)) or "", image.plate) for image in archive
-    ]
+    table = pads.dataset(reads_dir, format="parquet", partitioning="hive").to_table(
+        columns=["image_key", "plate"]
+    )
+    read = {row["image_key"]: row["plate"] or "" for row in table.to_pylist()}
+    plates = [(read.get(str(archive_dir / image.key), ""), image.plate) for image in archive]
     n = max(len(plates), 1)
     return {
         "images": len(plates),
-        "plate_accuracy": sum(read == truth for read, truth in plates) / n,
-        "char_accuracy": sum(char_accuracy(read, truth) for read, truth in plates) / n,
+        "plate_accuracy": sum(text == truth for text, truth in plates) / n,
+        "char_accuracy": sum(char_accuracy(text, truth) for text, truth in plates) / n,
     }
+
+
+def real_archive(folder: Path, cameras: int = 3) -> list[ArchivedImage]:
+    """The labeled scenes of ``folder`` as an archive (absolute keys), with made-up cameras and
+    capture times spread over the demo's night."""
+    scenes = [item for item in datasets.read_labeled(folder) if item.kind == "scene"]
+    if not scenes:
+        raise ValueError(f"{folder} holds no labeled scenes: --data needs a scenes folder")
+    first = datetime.fromisoformat(NIGHT).replace(tzinfo=UTC)
+    step = timedelta(days=1) / (len(scenes) + 1)
+    return [
+        ArchivedImage(
+            str(item.path.resolve()), f"cam{index % cameras + 1:02d}", first + step * (index + 1),
+            item.text,
+        )
+        for index, item in enumerate(scenes)
+    ]  # fmt: skip
+
+
+def write_manifest(path: Path, archive: list[ArchivedImage]) -> None:
+    """Nothing; writes the archive's keys as a reprocess manifest (column ``image_key``)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image_key"])
+        writer.writerows([image.key] for image in archive)
 
 
 def run_demo(
@@ -80,49 +108,67 @@ def run_demo(
     n_crops: int = 120,
     n_archive: int = 300,
     workers: int | None = None,
+    data: Path | None = None,
+    region_name: str = REGION,
 ) -> dict:
-    """The demo's figures and output paths, after running it in ``workdir``."""
+    """The demo's figures and output paths, after running it in ``workdir``: on synthetic
+    data, or with ``data`` on a labeled scenes folder of real photos (read where it lies)."""
     start = time.perf_counter()
     workdir = Path(workdir).resolve()
-    data = workdir / "training"
+    training = workdir / "training"
     archive_dir = workdir / "archive"
     reads_dir = workdir / "reads"
-    region = load_region(REGION)
+    region = load_region(region_name)
     store = f"sqlite:///{workdir / 'mlflow.db'}"
     clear_previous_demo(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-
-    say(f"1. synthesizing {n_scenes} labeled scenes and {n_crops} plate crops ({REGION}) in {data}")
-    write_scenes(data / "scenes", n_scenes, TRAIN_SEED, region)
-    write_crops(data / "crops", n_crops, CROP_SEED, region)
-    say(f"   and a camera archive of {n_archive} images in {archive_dir}")
-    archive = write_archive(archive_dir, n_archive, ARCHIVE_SEED, region)
-    write_truth(workdir / "archive_truth.csv", archive)
     events = workdir / "events" / "events.csv"
-    write_events(events, archive, archive_dir, ARCHIVE_SEED)
-    say(f"   and one speed-camera event per image in {events}")
+    manifest = None
 
-    say(f"2. training a character classifier, tracked in {store}")
-    result = train(
-        [data / "scenes", data / "crops"], region, experiment="anpr-demo", tracking=store
-    )
+    if data is None:
+        say(f"1. synthesizing {n_scenes} labeled scenes and {n_crops} plate crops in {training}")
+        write_scenes(training / "scenes", n_scenes, TRAIN_SEED, region)
+        write_crops(training / "crops", n_crops, CROP_SEED, region)
+        train_on = [training / "scenes", training / "crops"]
+        say(f"   and a camera archive of {n_archive} images in {archive_dir}")
+        archive = write_archive(archive_dir, n_archive, ARCHIVE_SEED, region)
+    else:
+        data = Path(data).resolve()
+        archive_dir = data
+        archive = real_archive(data)
+        manifest = workdir / "archive_manifest.csv"
+        write_manifest(manifest, archive)
+        train_on = [data]
+        say(f"1. {len(archive)} labeled photos in {data} as the archive (listed in {manifest})")
+    write_truth(workdir / "archive_truth.csv", archive)
+    write_events(events, archive, archive_dir, ARCHIVE_SEED)
+    say(f"   and one made-up speed-camera event per image in {events}")
+
+    say(f"2. training a character classifier ({region.name}), tracked in {store}")
+    result = train(train_on, region, experiment="anpr-demo", tracking=store)
     say(f"   registered {result.model_uri}" + (" (champion)" if result.champion else ""))
     for key in ("holdout_plate_accuracy", "holdout_char_accuracy", "holdout_detection_recall"):
         if key in result.metrics:
             say(f"   {key:<28} {result.metrics[key]:.3f}")
 
     say(f"3. reprocessing the archive with {result.model_uri} on a local Dask cluster")
-    recognizer = load_recognizer(result.model_uri, REGION, tracking=store)
+    recognizer = load_recognizer(result.model_uri, region.name, tracking=store)
     options = ReprocessOptions(
-        str(archive_dir), str(reads_dir), workers=workers, partition_size=25, resume=False
+        str(archive_dir),
+        str(reads_dir),
+        workers=workers,
+        partition_size=25,
+        manifest=str(manifest) if manifest else None,
+        resume=False,
     )
     bar = ProgressBar("   reading", stream=sys.stdout)
     summary = reprocess(options, recognizer, say=lambda line: say(f"   {line}"), progress=bar)
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items())
     say(f"   {summary.n_processed} images ({counts}), {summary.images_per_s:.1f} images/s")
     figures = archive_accuracy(reads_dir, archive_dir, archive)
+    seen = " (training images included)" if data is not None else ""
     say(
-        f"   against the archive's truth: plate accuracy {figures['plate_accuracy']:.3f}, "
+        f"   against the archive's truth{seen}: plate accuracy {figures['plate_accuracy']:.3f}, "
         f"character accuracy {figures['char_accuracy']:.3f}"
     )
 

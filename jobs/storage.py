@@ -101,6 +101,7 @@ def list_images(url: str, storage_options: dict | None = None) -> list[tuple[str
     object under it whatever its extension (hidden names aside), a glob narrows it, a file is
     itself. FileNotFoundError when nothing is there."""
     fs, path = open_url(url, storage_options)
+    fs.invalidate_cache()  # a cached filesystem may remember an older listing of the store
     if GLOB_CHARS.search(path):
         found = fs.glob(path, detail=True)
         root = path[: GLOB_CHARS.search(path).start()].rsplit("/", 1)[0]

@@ -52,3 +52,22 @@ def test_demo_trains_and_reprocesses_an_archive_in_its_own_folder(tmp_path, monk
     status, out, err = anpr(*argv, "--workers", "1")
     assert status == 0 and "registered models:/anpr-char-classifier-us/2\n" in out, err
     assert set(pd.read_parquet(demo / "reads")["model_version"]) == {"2"}
+
+
+def test_demo_on_a_labeled_folder_reads_it_where_it_lies(tmp_path, synthetic, anpr):
+    import pandas as pd
+
+    scenes = synthetic["scenes"]
+    before = sorted(p.name for p in scenes.iterdir())
+    demo = tmp_path / "demo"
+    status, out, err = anpr("demo", "--workdir", demo, "--data", scenes, "--workers", "1")
+    assert status == 0, err
+    rows = pd.read_parquet(demo / "reads")
+    assert sorted(rows["image_key"]) == sorted(str(p) for p in scenes.resolve().glob("*.jpg"))
+    assert sorted(p.name for p in scenes.iterdir()) == before  # nothing written into the data
+    assert "(training images included)" in out
+
+
+def test_demo_refuses_a_missing_data_folder(tmp_path, anpr):
+    status, _, err = anpr("demo", "--workdir", tmp_path / "d", "--data", tmp_path / "absent")
+    assert status == 1 and "not found" in err
