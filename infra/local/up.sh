@@ -151,6 +151,7 @@ if [[ -n $WATCH_PID ]]; then
 fi
 
 S3_VARS=(AWS_ENDPOINT_URL="$S3_ENDPOINT" MLFLOW_S3_ENDPOINT_URL="$S3_ENDPOINT")
+DASK_VARS=("${S3_VARS[@]}" DASK_TEMPORARY_DIRECTORY="$RUN_DIR/dask")
 
 if ((WITH_MLFLOW)); then
     P_MLFLOW=$("$PY" "$HERE/probe.py" free-ports 1)
@@ -162,12 +163,12 @@ fi
 
 if ((WITH_DASK)); then
     rm -f "$RUN_DIR/dask/scheduler.json"
-    start scheduler "${S3_VARS[@]}" -- "$BIN/dask" scheduler --host 127.0.0.1 --port 0 \
+    start scheduler "${DASK_VARS[@]}" -- "$BIN/dask" scheduler --host 127.0.0.1 --port 0 \
         --dashboard-address 127.0.0.1:0 --scheduler-file "$RUN_DIR/dask/scheduler.json" \
         --no-show
     PID_FILES=()
     for ((i = 1; i <= WORKERS; i++)); do
-        start "worker-$i" "${S3_VARS[@]}" -- "$BIN/dask" worker \
+        start "worker-$i" "${DASK_VARS[@]}" -- "$BIN/dask" worker \
             --scheduler-file "$RUN_DIR/dask/scheduler.json" --name "worker-$i" \
             --nthreads 1 --nanny --host 127.0.0.1 --dashboard-address 127.0.0.1:0 \
             --death-timeout 60 \

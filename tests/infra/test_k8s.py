@@ -259,7 +259,7 @@ def test_every_variable_a_container_uses_is_defined():
     for where, container in containers():
         words = " ".join(container.get("command", []) + container.get("args", []))
         used = set(re.findall(r"\$\(([A-Z_][A-Z0-9_]*)\)", words))
-        used |= set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", words)) - {"DAY"}
+        used |= set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)(?![A-Z0-9_]|:-)", words)) - {"DAY"}
         assert used <= defined_variables(container), (where, used - defined_variables(container))
 
 
@@ -309,36 +309,44 @@ def test_nightly_tickets_run_in_the_agency_time_zone():
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 
-def test_the_tickets_command_asks_for_yesterday_in_the_agency_time_zone(tmp_path):
-    """Runs the CronJob's shell command with this Python and a stand-in `anpr` that prints
-    its arguments: the date must be yesterday in ANPR_TIMEZONE, wherever the machine is."""
+def run_tickets_command(tmp_path: Path, **env: str) -> list[str]:
+    """The arguments `anpr` gets when the CronJob's shell command runs here with the
+    ConfigMap's variables plus ``env``, this Python, and a stand-in `anpr` printing them."""
     _, container = cronjob_container()
     stand_in = tmp_path / "anpr"
     stand_in.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    path = f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"
+    done = subprocess.run(
+        container["command"] + container["args"],
+        env={**config_data(), "TZ": "UTC", "PATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[1:]
+
+
+def test_the_tickets_command_asks_for_yesterday_in_the_agency_time_zone(tmp_path):
     zone = "Pacific/Kiritimati"  # UTC+14: its yesterday differs from UTC's most of the day
-    env = {**config_data(), "ANPR_TIMEZONE": zone, "TZ": "UTC"}
-    env["PATH"] = f"{tmp_path}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"
 
     def yesterday() -> str:
         now = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
         return str(now.date() - datetime.timedelta(days=1))
 
     before = yesterday()
-    done = subprocess.run(
-        container["command"] + container["args"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    argv = done.stdout.splitlines()[1:]
-    assert argv[:3] == ["tickets", "--date", argv[2]]
+    argv = run_tickets_command(tmp_path, ANPR_TIMEZONE=zone)
+    assert argv[:2] == ["tickets", "--date"]
     assert argv[2] in {before, yesterday()}
     assert argv[argv.index("--timezone") + 1] == zone
     urls = [config_data()[k] for k in ("ANPR_EVENTS_URL", "ANPR_READS_URL", "ANPR_TICKETS_URL")]
     assert [a for a in argv if a.startswith("s3://")] == urls
+
+
+def test_a_given_date_overrides_yesterday_for_a_rerun(tmp_path):
+    argv = run_tickets_command(tmp_path, ANPR_TICKETS_DATE="2026-03-08")
+    assert argv[:3] == ["tickets", "--date", "2026-03-08"]
 
 
 def anpr_argv(container: dict) -> list[str]:
