@@ -6,6 +6,9 @@
 # and the PID files; keeps logs and data. Exits 0 when no process of the stack is left.
 set -euo pipefail
 
+# One compound command: bash reads it whole before running it, so editing this file while
+# it runs (a git checkout during a test run) cannot change what it does half-way.
+{
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUN_DIR=$HERE/run
 TIMEOUT=15
@@ -86,3 +89,5 @@ if [[ -f $RUN_DIR/weed/socket-dir ]]; then
 fi
 rm -f "$RUN_DIR/env" "$RUN_DIR/env.tmp" "$RUN_DIR"/pids/*.pid
 say "stopped"
+exit
+}

@@ -13,6 +13,9 @@
 # them all, children included.
 set -euo pipefail
 
+# One compound command: bash reads it whole before running it, so editing this file while
+# it runs (a git checkout during a test run) cannot change what it does half-way.
+{
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUN_DIR=$HERE/run
 WORKERS=2
@@ -218,3 +221,5 @@ line() { printf 'export %s=%q\n' "$1" "$2"; }
 mv "$RUN_DIR/env.tmp" "$RUN_DIR/env"
 trap - ERR
 echo "up.sh: ready; source $RUN_DIR/env"
+exit
+}
