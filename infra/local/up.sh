@@ -71,6 +71,9 @@ PY=$BIN/python
 
 mkdir -p "$RUN_DIR"
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
+# One up.sh at a time per run dir: a second one waits, then finds the stack up.
+exec 9>"$RUN_DIR/.lock"
+flock -w "$TIMEOUT" 9 || { echo "up.sh: error: another up.sh holds $RUN_DIR/.lock" >&2; exit 1; }
 SERVICES="s3"
 ((WITH_DASK)) && SERVICES+=" dask"
 ((WITH_MLFLOW)) && SERVICES+=" mlflow"
@@ -102,11 +105,13 @@ start() {
     while [[ $1 != -- ]]; do vars+=("$1"); shift; done
     shift
     env ANPR_LOCAL_STACK_TAG="$RUN_DIR" "${vars[@]}" setsid "$@" \
-        </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 &
+        </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 9>&- &
     echo $! >"$RUN_DIR/pids/$name.pid"
 }
 
-# Test credentials of this loopback-only server; nothing else accepts them.
+# Test credentials of this loopback-only server; nothing else accepts them. A session token or
+# profile from the caller's shell would be sent along and spoil the signatures.
+unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE
 export AWS_ACCESS_KEY_ID=anpr-local
 export AWS_SECRET_ACCESS_KEY=anpr-local-secret
 export AWS_DEFAULT_REGION=us-east-1
@@ -195,6 +200,7 @@ fi
 line() { printf 'export %s=%q\n' "$1" "$2"; }
 {
     echo "# The local stack started by infra/local/up.sh on $(date -u +%FT%TZ); source this file."
+    echo "unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE"
     line ANPR_LOCAL_RUN_DIR "$RUN_DIR"
     line ANPR_LOCAL_SERVICES "$SERVICES"
     line ANPR_LOCAL_WORKERS "$WORKERS"

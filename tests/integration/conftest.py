@@ -156,6 +156,8 @@ class LocalStack:
     def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Nothing; sets this stack's variables in os.environ for the current test, so
         s3fs, boto3, mlflow and `distributed.Client()` find the stack with no arguments."""
+        for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(key, raising=False)
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
 
