@@ -35,18 +35,19 @@ fi
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 TAG="ANPR_LOCAL_STACK_TAG=$RUN_DIR"
 
-# stack_pids: the PIDs of live processes whose environment carries this stack's tag.
+# stack_pids: the PIDs of live processes whose environment carries this stack's tag (one grep
+# over every /proc/PID/environ; zombies and this script's own processes left out).
 stack_pids() {
-    local environ pid
-    for environ in /proc/[0-9]*/environ; do
+    local environ pid stat
+    grep -lzxF -- "$TAG" /proc/[0-9]*/environ 2>/dev/null | while read -r environ; do
         pid=${environ#/proc/}
         pid=${pid%/environ}
-        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-        if grep -qzxF -- "$TAG" "$environ" 2>/dev/null \
-            && [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
-            echo "$pid"
-        fi
+        [[ $pid == "$$" ]] && continue
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        [[ ${stat%% *} != Z ]] && echo "$pid"
     done
+    return 0
 }
 
 # wait_gone SECONDS: 0 once no process of the stack is left, 1 when time runs out.

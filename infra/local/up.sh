@@ -159,7 +159,7 @@ if [[ -n $WATCH_PID ]]; then
 fi
 
 S3_VARS=(AWS_ENDPOINT_URL="$S3_ENDPOINT" MLFLOW_S3_ENDPOINT_URL="$S3_ENDPOINT")
-DASK_VARS=("${S3_VARS[@]}" DASK_TEMPORARY_DIRECTORY="$RUN_DIR/dask")
+
 
 if ((WITH_MLFLOW)); then
     P_MLFLOW=$("$PY" "$HERE/probe.py" free-ports 1)
@@ -168,6 +168,10 @@ if ((WITH_MLFLOW)); then
         --workers 1 --backend-store-uri "sqlite:///$RUN_DIR/mlflow/mlflow.db" \
         --artifacts-destination "s3://$BUCKET/mlflow"
 fi
+
+# Workers find S3 and, with mlflow, the tracking server (to load models:/ URIs) by themselves.
+DASK_VARS=("${S3_VARS[@]}" DASK_TEMPORARY_DIRECTORY="$RUN_DIR/dask")
+((WITH_MLFLOW)) && DASK_VARS+=(MLFLOW_TRACKING_URI="$MLFLOW_URI")
 
 if ((WITH_DASK)); then
     rm -f "$RUN_DIR/dask/scheduler.json"
