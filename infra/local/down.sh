@@ -6,6 +6,9 @@
 # and the PID files; keeps logs and data. Exits 0 when no process of the stack is left.
 set -euo pipefail
 
+# One compound command: bash reads it whole before running it, so editing this file while
+# it runs (a git checkout during a test run) cannot change what it does half-way.
+{
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUN_DIR=$HERE/run
 TIMEOUT=15
@@ -32,18 +35,19 @@ fi
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
 TAG="ANPR_LOCAL_STACK_TAG=$RUN_DIR"
 
-# stack_pids: the PIDs of live processes whose environment carries this stack's tag.
+# stack_pids: the PIDs of live processes whose environment carries this stack's tag (one grep
+# over every /proc/PID/environ; zombies and this script's own processes left out).
 stack_pids() {
-    local environ pid
-    for environ in /proc/[0-9]*/environ; do
+    local environ pid stat
+    grep -lzxF -- "$TAG" /proc/[0-9]*/environ 2>/dev/null | while read -r environ; do
         pid=${environ#/proc/}
         pid=${pid%/environ}
-        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-        if grep -qzxF -- "$TAG" "$environ" 2>/dev/null \
-            && [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
-            echo "$pid"
-        fi
+        [[ $pid == "$$" ]] && continue
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        stat=${stat##*) }
+        [[ ${stat%% *} != Z ]] && echo "$pid"
     done
+    return 0
 }
 
 # wait_gone SECONDS: 0 once no process of the stack is left, 1 when time runs out.
@@ -86,3 +90,5 @@ if [[ -f $RUN_DIR/weed/socket-dir ]]; then
 fi
 rm -f "$RUN_DIR/env" "$RUN_DIR/env.tmp" "$RUN_DIR"/pids/*.pid
 say "stopped"
+exit
+}

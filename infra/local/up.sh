@@ -13,6 +13,9 @@
 # them all, children included.
 set -euo pipefail
 
+# One compound command: bash reads it whole before running it, so editing this file while
+# it runs (a git checkout during a test run) cannot change what it does half-way.
+{
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RUN_DIR=$HERE/run
 WORKERS=2
@@ -68,6 +71,9 @@ PY=$BIN/python
 
 mkdir -p "$RUN_DIR"
 RUN_DIR=$(cd "$RUN_DIR" && pwd)
+# One up.sh at a time per run dir: a second one waits, then finds the stack up.
+exec 9>"$RUN_DIR/.lock"
+flock -w "$TIMEOUT" 9 || { echo "up.sh: error: another up.sh holds $RUN_DIR/.lock" >&2; exit 1; }
 SERVICES="s3"
 ((WITH_DASK)) && SERVICES+=" dask"
 ((WITH_MLFLOW)) && SERVICES+=" mlflow"
@@ -99,11 +105,13 @@ start() {
     while [[ $1 != -- ]]; do vars+=("$1"); shift; done
     shift
     env ANPR_LOCAL_STACK_TAG="$RUN_DIR" "${vars[@]}" setsid "$@" \
-        </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 &
+        </dev/null >"$RUN_DIR/logs/$name.log" 2>&1 9>&- &
     echo $! >"$RUN_DIR/pids/$name.pid"
 }
 
-# Test credentials of this loopback-only server; nothing else accepts them.
+# Test credentials of this loopback-only server; nothing else accepts them. A session token or
+# profile from the caller's shell would be sent along and spoil the signatures.
+unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE
 export AWS_ACCESS_KEY_ID=anpr-local
 export AWS_SECRET_ACCESS_KEY=anpr-local-secret
 export AWS_DEFAULT_REGION=us-east-1
@@ -152,6 +160,7 @@ fi
 
 S3_VARS=(AWS_ENDPOINT_URL="$S3_ENDPOINT" MLFLOW_S3_ENDPOINT_URL="$S3_ENDPOINT")
 
+
 if ((WITH_MLFLOW)); then
     P_MLFLOW=$("$PY" "$HERE/probe.py" free-ports 1)
     MLFLOW_URI=http://127.0.0.1:$P_MLFLOW
@@ -160,14 +169,18 @@ if ((WITH_MLFLOW)); then
         --artifacts-destination "s3://$BUCKET/mlflow"
 fi
 
+# Workers find S3 and, with mlflow, the tracking server (to load models:/ URIs) by themselves.
+DASK_VARS=("${S3_VARS[@]}" DASK_TEMPORARY_DIRECTORY="$RUN_DIR/dask")
+((WITH_MLFLOW)) && DASK_VARS+=(MLFLOW_TRACKING_URI="$MLFLOW_URI")
+
 if ((WITH_DASK)); then
     rm -f "$RUN_DIR/dask/scheduler.json"
-    start scheduler "${S3_VARS[@]}" -- "$BIN/dask" scheduler --host 127.0.0.1 --port 0 \
+    start scheduler "${DASK_VARS[@]}" -- "$BIN/dask" scheduler --host 127.0.0.1 --port 0 \
         --dashboard-address 127.0.0.1:0 --scheduler-file "$RUN_DIR/dask/scheduler.json" \
         --no-show
     PID_FILES=()
     for ((i = 1; i <= WORKERS; i++)); do
-        start "worker-$i" "${S3_VARS[@]}" -- "$BIN/dask" worker \
+        start "worker-$i" "${DASK_VARS[@]}" -- "$BIN/dask" worker \
             --scheduler-file "$RUN_DIR/dask/scheduler.json" --name "worker-$i" \
             --nthreads 1 --nanny --host 127.0.0.1 --dashboard-address 127.0.0.1:0 \
             --death-timeout 60 \
@@ -191,6 +204,7 @@ fi
 line() { printf 'export %s=%q\n' "$1" "$2"; }
 {
     echo "# The local stack started by infra/local/up.sh on $(date -u +%FT%TZ); source this file."
+    echo "unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE"
     line ANPR_LOCAL_RUN_DIR "$RUN_DIR"
     line ANPR_LOCAL_SERVICES "$SERVICES"
     line ANPR_LOCAL_WORKERS "$WORKERS"
@@ -217,3 +231,5 @@ line() { printf 'export %s=%q\n' "$1" "$2"; }
 mv "$RUN_DIR/env.tmp" "$RUN_DIR/env"
 trap - ERR
 echo "up.sh: ready; source $RUN_DIR/env"
+exit
+}

@@ -156,6 +156,8 @@ class LocalStack:
     def use(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Nothing; sets this stack's variables in os.environ for the current test, so
         s3fs, boto3, mlflow and `distributed.Client()` find the stack with no arguments."""
+        for key in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(key, raising=False)
         for key, value in self.env.items():
             monkeypatch.setenv(key, value)
 
@@ -178,15 +180,26 @@ class LocalStack:
 
 def stop_stack(run_dir: Path) -> None:
     """Nothing; runs down.sh on ``run_dir`` and fails when it reports a process left."""
-    done = subprocess.run(
-        [str(DOWN), "--run-dir", str(run_dir), "--quiet"],
-        env=script_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"down.sh failed: {done.stderr.strip()}")
+    stop_stacks([run_dir])
+
+
+def stop_stacks(run_dirs: list[Path]) -> None:
+    """Nothing; runs down.sh on every run dir at once (SeaweedFS takes seconds to stop) and
+    fails when one of them reports a process left."""
+    downs = [
+        subprocess.Popen(
+            [str(DOWN), "--run-dir", str(run_dir), "--quiet"],
+            env=script_environ(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for run_dir in run_dirs
+    ]
+    errors = [down.communicate(timeout=60)[1].strip() for down in downs]
+    failed = [e for down, e in zip(downs, errors, strict=True) if down.returncode != 0]
+    if failed:
+        raise RuntimeError(f"down.sh failed: {failed}")
 
 
 def run_up(run_dir: Path, workers: int = 2, mlflow: bool = False, dask: bool = True) -> str:
@@ -234,14 +247,7 @@ def local_stack_factory(tmp_path_factory) -> Iterator[Callable[..., LocalStack]]
     try:
         yield make
     finally:
-        errors = []
-        for stack in stacks.values():
-            try:
-                stack.down()
-            except Exception as error:  # noqa: BLE001 - stop the others, then report
-                errors.append(error)
-        if errors:
-            raise errors[0]
+        stop_stacks([stack.run_dir for stack in stacks.values()])
 
 
 @pytest.fixture(scope="session")

@@ -127,7 +127,9 @@ def test_up_again_on_a_running_stack_changes_nothing(s3_dask_stack):
     assert state(again) == before
 
 
-def test_mlflow_run_artifacts_land_in_the_stack_s3(full_stack, monkeypatch, tmp_path):
+def test_mlflow_run_artifacts_land_in_the_stack_s3_and_workers_read_them(
+    full_stack, monkeypatch, tmp_path
+):
     import mlflow
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", full_stack.tracking_uri)
@@ -151,6 +153,17 @@ def test_mlflow_run_artifacts_land_in_the_stack_s3(full_stack, monkeypatch, tmp_
     ]
     assert len(stored) == 1
     assert full_stack.s3fs().cat(stored[0]) == b"logged through the local stack"
+
+    def read_on_worker(run_id: str) -> str:
+        """The note of run ``run_id``, fetched from the tracking server by a worker process
+        with the environment up.sh gave it (as a job's tasks load models:/ URIs)."""
+        import mlflow.artifacts
+
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/note.txt")
+
+    with full_stack.client() as client:
+        note_read = client.submit(read_on_worker, run.info.run_id, pure=False).result(timeout=120)
+    assert note_read == "logged through the local stack"
 
 
 def test_up_restarts_a_broken_stack_and_down_leaves_no_process(local_stack_factory):
