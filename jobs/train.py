@@ -263,9 +263,10 @@ def train(
     train_items = [item for f in folders for item in f.train]
     if not train_items:
         raise ValueError("no training images: every image fell in the held-out part")
-    model, samples = fit_char_model(
-        labeled_plates(train_items), config, settings, augment, seed, **classifier_options
-    )
+    with blas_threads(1):  # 5-10x faster than threaded BLAS for this small MLP on a busy machine
+        model, samples = fit_char_model(
+            labeled_plates(train_items), config, settings, augment, seed, **classifier_options
+        )
 
     store = models.use_tracking(tracking)
     experiment_id = ensure_experiment(experiment, artifact_location)
