@@ -1,5 +1,7 @@
 """jobs.train: what a training run records in MLflow and how versions and champion move."""
 
+import pytest
+
 from anpr_core import datasets
 from anpr_core.pipeline import Settings
 from jobs.train import train
@@ -66,10 +68,8 @@ def test_a_run_logs_reports_a_person_looks_at(use_trained):
     per_char = {k: v for k, v in run.data.metrics.items() if k.startswith("char_acc_")}
     assert len(rows) == len(per_char) > 5
     for row in rows:
-        assert (
-            per_char[f"char_acc_{row['char']}"] == round(float(row["accuracy"]), 4)
-            or abs(per_char[f"char_acc_{row['char']}"] - float(row["accuracy"])) < 1e-4
-        )
+        expected = pytest.approx(float(row["accuracy"]), abs=1e-4)
+        assert per_char[f"char_acc_{row['char']}"] == expected
     total = sum(int(r["n"]) for r in rows)
     assert total == run.data.metrics["holdout_segmented_chars"]
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.params["code_version"])
