@@ -102,12 +102,14 @@ def promotion_gate(
     client = MlflowClient()
     name, version = new.model_name, new.model_version
     before = models.champion_version(client, name)
+    if before == version:  # it took the alias at registration: the region had no champion
+        before = None
     new_accuracy = summarize(read_all(items, new))["plate_accuracy"]
     champion_accuracy = None
     after = version
     if before is None:
         client.set_registered_model_alias(name, models.CHAMPION, version)
-    elif before != version:
+    else:
         champion = models.load_recognizer(f"models:/{name}/{before}", tracking=tracking)
         champion_accuracy = summarize(read_all(items, champion))["plate_accuracy"]
         if new_accuracy >= champion_accuracy:
