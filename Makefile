@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install browser run test lint format clean
 
 install: $(STAMP)
 
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/anpr demo
 
-test: install
+# The review-page test drives a headless chromium from Debian (skips, saying why, without it).
+browser:
+	bash .ci/install-browser.sh
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from anpr_core.errors import AnprError
+from jobs.progress import ProgressBar
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -86,11 +87,56 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(recognize)
     recognize.add_argument("--crop", action="store_true", help="each image is a plate crop")
 
-    demo = sub.add_parser("demo", help="synthesize data, train, evaluate and read, end to end")
+    reprocess = sub.add_parser(
+        "reprocess", help="re-read an archive of images on Dask into partitioned Parquet"
+    )
+    reprocess.add_argument("input_url", metavar="INPUT_URL", help="folder, prefix or glob")
+    reprocess.add_argument("output_url", metavar="OUTPUT_URL", help="Parquet dataset folder")
+    add_model_options(reprocess)
+    add_cluster_options(reprocess)
+    reprocess.add_argument(
+        "--partition-size", type=positive_int, default=200, help="images per task (200)"
+    )
+    reprocess.add_argument(
+        "--key-pattern",
+        metavar="REGEX",
+        help="named groups camera_id and captured_at (or year/month/day) in the image key "
+        "(default: <camera>/<yyyy>/<mm>/<dd>/<name>)",
+    )
+    reprocess.add_argument(
+        "--manifest", metavar="URL", help="CSV or Parquet list of keys instead of listing"
+    )
+    reprocess.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to fsspec, e.g. endpoint_url=http://127.0.0.1:8333 or anon=true",
+    )
+    reprocess.add_argument(
+        "--no-resume", dest="resume", action="store_false", help="redo images already done"
+    )
+
+    tickets = sub.add_parser("tickets", help="a night's speed events + plate reads -> citations")
+    tickets.add_argument("--date", required=True, help="YYYY-MM-DD, a day in --timezone")
+    tickets.add_argument("events", metavar="EVENTS_URL", help="events .parquet/.csv file or folder")
+    tickets.add_argument("reads", metavar="READS_URL", help="plate reads (anpr reprocess output)")
+    tickets.add_argument("output", metavar="OUTPUT_URL")
+    tickets.add_argument("--timezone", default="UTC", help="agency time zone (default: UTC)")
+    tickets.add_argument("--tolerance", type=float, default=5.0, help="in the event's unit (5)")
+    tickets.add_argument("--min-confidence", type=float, default=0.8, help="of the read (0.8)")
+    tickets.add_argument("--dedupe-window", type=float, default=10.0, metavar="MIN", help="(10)")
+    add_model_options(tickets)
+    add_cluster_options(tickets)
+
+    demo = sub.add_parser(
+        "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"
+    )
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
     demo.add_argument("--crops", type=positive_int, default=120, help=argparse.SUPPRESS)
-    demo.add_argument("--eval-scenes", type=positive_int, default=30, help=argparse.SUPPRESS)
+    demo.add_argument("--archive", type=positive_int, default=300, help=argparse.SUPPRESS)
+    demo.add_argument("--workers", type=positive_int, help="local Dask workers (default: cores)")
     return parser
 
 
@@ -103,6 +149,38 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "(default: the region's champion)",
     )
     parser.add_argument("--region", help="region name or .toml file (default: us)")
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """Nothing; adds ``--scheduler`` / ``--workers`` to a subcommand that runs on Dask."""
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="a Dask scheduler, tcp://HOST:8786 (default: DASK_SCHEDULER_ADDRESS, else a "
+        "local cluster)",
+    )
+    cluster.add_argument(
+        "--workers", type=positive_int, help="worker processes of the local cluster (cores)"
+    )
+
+
+def storage_options(pairs: Sequence[str]) -> dict:
+    """``--storage-option KEY=VALUE`` pairs as fsspec keyword arguments (true/false as
+    booleans, integers as ints)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option takes KEY=VALUE, got {pair!r}")
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            options[key] = lowered == "true"
+        elif value.isdigit():
+            options[key] = int(value)
+        else:
+            options[key] = value
+    return options
 
 
 def positive_int(text: str) -> int:
@@ -209,11 +287,60 @@ def cmd_recognize(args) -> int:
     return EXIT_FAILURE if failed else 0
 
 
+def cmd_reprocess(args) -> int:
+    """Exit status of ``anpr reprocess``: 0 when every image has a row, errors included."""
+    from jobs.reprocess import ReprocessOptions, reprocess
+
+    options = ReprocessOptions(
+        input_url=args.input_url,
+        output_url=args.output_url,
+        model_uri=args.model,
+        region=args.region,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        partition_size=args.partition_size,
+        key_pattern=args.key_pattern,
+        manifest=args.manifest,
+        storage_options=storage_options(args.storage_option),
+        resume=args.resume,
+    )
+    recognizer = load_for(args)
+    summary = reprocess(options, recognizer, progress=ProgressBar("reading"))
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items()) or "nothing new"
+    print(
+        f"run {summary.run_id}: {summary.n_processed} images read ({counts}), "
+        f"{summary.n_skipped} skipped as done, {summary.images_per_s:.1f} images/s, "
+        f"{summary.elapsed_s:.1f} s"
+    )
+    print(f"model {summary.model_uri}; reads in {summary.output_url}")
+    return 0
+
+
+def cmd_tickets(args) -> int:
+    """Exit status of ``anpr tickets``: writes the night's citations, review and rejected."""
+    from datetime import timedelta
+
+    from jobs import tickets
+    from jobs.reprocess import ReprocessOptions
+
+    rules = tickets.Rules(
+        args.tolerance, args.min_confidence, timedelta(minutes=args.dedupe_window)
+    )
+    options = ReprocessOptions("", "", scheduler=args.scheduler, workers=args.workers)
+    reader = tickets.read_images_on_dask(lambda: load_for(args), options)
+    night = tickets.Night.parse(args.date, args.timezone)
+    summary = tickets.run_tickets(night, args.events, args.reads, args.output, reader, rules, print)
+    keys = ("in_night", "speeding", "citations", "duplicates", "review", "rejected_rows")
+    print(", ".join(f"{key} {summary[key]}" for key in keys))
+    print("\n".join(f"{name}: {path}" for name, path in summary["outputs"].items()))
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Exit status of ``anpr demo``."""
     from jobs.demo import run_demo
 
-    run_demo(args.workdir, args.scenes, args.crops, args.eval_scenes)
+    run_demo(args.workdir, args.scenes, args.crops, args.archive, args.workers)
     return 0
 
 
@@ -230,27 +357,6 @@ def check_folders(folders: Sequence[Path]) -> None:
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"labeled data folder not found: {folder}")
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, redrawn in place on a terminal."""
-
-    def __init__(self, label: str, width: int = 30, stream=None):
-        self.label = label
-        self.width = width
-        self.stream = stream or sys.stderr
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        interactive = self.stream.isatty()
-        if not interactive and done < total:
-            return
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done >= total else ""
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:.1f} s{end}")
-        self.stream.flush()
 
 
 def print_table(reports, totals: dict) -> None:
@@ -280,6 +386,8 @@ COMMANDS = {
     "models": cmd_models,
     "evaluate": cmd_evaluate,
     "recognize": cmd_recognize,
+    "reprocess": cmd_reprocess,
+    "tickets": cmd_tickets,
     "demo": cmd_demo,
 }
 

@@ -14,3 +14,15 @@ def blas_threads(limit: int | None = 1):
     spinning slows OpenCV beside it. Parallelism belongs across images (Dask), not inside one.
     """
     return threadpool_limits(limits=limit)
+
+
+def single_threaded_process() -> None:
+    """Nothing; limits BLAS and OpenCV to one thread for the rest of this process.
+
+    For Dask workers with one thread each: the cluster runs one image per core, so threads
+    inside a call only compete with the neighbouring worker.
+    """
+    import cv2
+
+    threadpool_limits(limits=1)
+    cv2.setNumThreads(1)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import cv2
+import numpy as np
+from PIL import Image
+from PIL.ExifTags import IFD
 
 from anpr_core.config import RegionConfig
 from anpr_core.synth import synth_crops, synth_scenes
@@ -53,3 +59,50 @@ def write_crops(out_dir: str | Path, count: int, seed: int, region: RegionConfig
         writer.writeheader()
         writer.writerows(rows)
     return written
+
+
+@dataclass(frozen=True)
+class ArchivedImage:
+    """One image of a synthetic camera archive and what it truly shows."""
+
+    key: str  # relative to the archive root: <camera>/<yyyy>/<mm>/<dd>/<HHMMSS>-<n>.jpg
+    camera_id: str
+    captured_at: datetime  # UTC
+    plate: str
+
+
+def write_archive(
+    out_dir: str | Path,
+    count: int,
+    seed: int,
+    region: RegionConfig,
+    cameras: Sequence[str] = ("cam01", "cam02", "cam03"),
+    first_day: date = date(2026, 10, 5),
+    days: int = 2,
+) -> list[ArchivedImage]:
+    """The images written as a camera archive, ``<camera>/<yyyy>/<mm>/<dd>/<HHMMSS>-<n>.jpg``,
+    each JPEG with its capture time in EXIF, spread over ``cameras`` and ``days``."""
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    written = []
+    for index, (_, scene) in enumerate(synth_scenes(count, seed, region)):
+        camera = cameras[index % len(cameras)]
+        day = first_day + timedelta(days=int(rng.integers(days)))
+        moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+            seconds=int(rng.integers(86_400))
+        )
+        key = f"{camera}/{moment:%Y/%m/%d}/{moment:%H%M%S}-{index:05d}.jpg"
+        path = out / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_jpeg_with_time(path, scene.image, moment)
+        written.append(ArchivedImage(key, camera, moment, scene.plates[0][1]))
+    return written
+
+
+def write_jpeg_with_time(path: Path, image: np.ndarray, moment: datetime) -> None:
+    """Nothing; writes a BGR image as a JPEG whose EXIF DateTimeOriginal is ``moment``."""
+    exif = Image.Exif()
+    exif.get_ifd(IFD.Exif)[36867] = moment.strftime("%Y:%m:%d %H:%M:%S")
+    exif.get_ifd(IFD.Exif)[36881] = moment.strftime("%z")[:3] + ":" + moment.strftime("%z")[3:]
+    rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    rgb.save(path, "JPEG", quality=JPEG_QUALITY, exif=exif.tobytes())

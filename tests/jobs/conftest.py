@@ -7,31 +7,12 @@ quick (``FAST_CLASSIFIER``): these tests check behaviour, not accuracy.
 
 from __future__ import annotations
 
-import functools
-import warnings
 from pathlib import Path
 
 import pytest
+from support import forget_tracking_uri, quick_training, store_uri
 
-from anpr_core.classify import build_classifier
 from jobs import cli
-
-FAST_CLASSIFIER = {"hidden_units": 48, "max_iter": 60}
-N_CROPS, N_SCENES = 30, 8
-
-
-def store_uri(folder: Path) -> str:
-    """The tracking URI of a SQLite store in ``folder``."""
-    return f"sqlite:///{folder / 'mlflow.db'}"
-
-
-def forget_tracking_uri() -> None:
-    """Nothing; clears the tracking and registry URIs MLflow keeps in globals (and, for the
-    tracking URI, in os.environ), so no test sees the store of the one before."""
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +21,7 @@ def quiet_and_fast(monkeypatch):
     wherever jobs build one."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     forget_tracking_uri()
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.setattr(
-        "anpr_core.samples.build_classifier", functools.partial(build_classifier, **FAST_CLASSIFIER)
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Stochastic Optimizer.*")
+    with quick_training(monkeypatch):
         yield
 
 
@@ -68,36 +44,6 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri(tmp_path))
     return tmp_path
-
-
-@pytest.fixture(scope="session")
-def synthetic(tmp_path_factory) -> dict[str, Path]:
-    """Folders of synthetic us data written by `anpr synth`: ``crops`` (N_CROPS plates) and
-    ``scenes`` (N_SCENES)."""
-    root = tmp_path_factory.mktemp("synthetic")
-    assert cli.main(["synth", str(root / "crops"), "--count", str(N_CROPS), "--crops"]) == 0
-    assert cli.main(["synth", str(root / "scenes"), "--count", str(N_SCENES), "--seed", "1"]) == 0
-    return {"crops": root / "crops", "scenes": root / "scenes"}
-
-
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory, synthetic) -> dict:
-    """A store holding version 1 (the champion) of the us model, trained on the synthetic
-    crops and scenes; ``uri`` is its tracking URI, ``result`` the TrainResult."""
-    from jobs.train import train
-
-    root = tmp_path_factory.mktemp("trained")
-    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Stochastic Optimizer.*")
-        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        patch.setattr(
-            "anpr_core.samples.build_classifier",
-            functools.partial(build_classifier, **FAST_CLASSIFIER),
-        )
-        patch.setenv("MLFLOW_TRACKING_URI", store_uri(root))
-        result = train([synthetic["crops"], synthetic["scenes"]], "us")
-        forget_tracking_uri()
-    return {"root": root, "uri": store_uri(root), "result": result}
 
 
 @pytest.fixture

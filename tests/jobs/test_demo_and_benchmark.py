@@ -30,15 +30,21 @@ def test_pipeline_speed_without_a_champion_says_so(workdir, synthetic, capsys):
     assert err.count("\n") == 1 and "anpr train" in err
 
 
-def test_demo_trains_evaluates_and_reads_in_its_own_folder(tmp_path, monkeypatch, anpr):
+def test_demo_trains_and_reprocesses_an_archive_in_its_own_folder(tmp_path, monkeypatch, anpr):
+    import pandas as pd
+
     monkeypatch.chdir(tmp_path)
     demo = tmp_path / "demo"
-    status, out, err = anpr(
-        "demo", "--workdir", demo, "--scenes", "12", "--crops", "24", "--eval-scenes", "3"
-    )
+    argv = ["demo", "--workdir", demo, "--scenes", "12", "--crops", "24", "--archive", "10"]
+    status, out, err = anpr(*argv, "--workers", "1")
     assert status == 0, err
     assert "models:/anpr-char-classifier-us/1 (champion)" in out
     assert (demo / "mlflow.db").is_file() and (demo / "mlruns").is_dir()
-    reads = [json.loads(line) for line in (demo / "recognized.jsonl").read_text().splitlines()]
-    assert len(reads) == 3 and all(r["model_version"] == "1" for r in reads)
+    rows = pd.read_parquet(demo / "reads")
+    assert len(rows) == 10 and set(rows["model_version"]) == {"1"}
+    assert "plate accuracy" in out
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+    # a second demo in the same folder adds version 2 and reads the archive with it
+    status, out, err = anpr(*argv, "--workers", "1")
+    assert status == 0 and "registered models:/anpr-char-classifier-us/2\n" in out, err
+    assert set(pd.read_parquet(demo / "reads")["model_version"]) == {"2"}

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from anpr_core.config import load_region
 from anpr_core.errors import ImageError
 from jobs.storage import load_gray, load_image
 
@@ -48,3 +49,84 @@ def test_load_image_names_a_missing_file_or_a_folder(tmp_path):
         load_image(tmp_path / "absent.jpg")
     with pytest.raises(ImageError, match="directory"):
         load_image(tmp_path)
+
+
+def test_archive_images_decode_grey_and_upright_and_odd_files_get_a_reason():
+    from support import odd_images
+
+    from anpr_core.synth import synth_scene
+    from jobs.storage import decode_archive_image
+
+    scene = synth_scene(np.random.default_rng(5), load_region("us")).image
+    for key, (data, expected) in odd_images(scene).items():
+        if expected == "read" or expected == "error:too_small":  # too small: the pipeline says
+            image = decode_archive_image(data)
+            assert image.gray.ndim == 2 and image.gray.dtype == np.uint8, key
+            if expected == "read":
+                assert (image.width, image.height) == (scene.shape[1], scene.shape[0]), key
+        else:
+            with pytest.raises(ImageError, match=expected.split(":")[1]):
+                decode_archive_image(data)
+
+
+def test_listing_takes_every_object_under_a_folder_but_hidden_ones(tmp_path):
+    from jobs.storage import list_images, read_manifest
+
+    for name in ("a/1.jpg", "a/b/2.JPG", "a/notes.txt", "a/.hidden.jpg", "a/.cache/3.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    listed = [path for path, _ in list_images(str(tmp_path / "a"))]
+    assert listed == [str(tmp_path / n) for n in ("a/1.jpg", "a/b/2.JPG", "a/notes.txt")]
+    globbed = [path for path, _ in list_images(str(tmp_path / "a" / "*.jpg"))]
+    assert globbed == [str(tmp_path / "a/1.jpg")]
+    with pytest.raises(FileNotFoundError, match="no images"):
+        list_images(str(tmp_path / "absent"))
+    (tmp_path / "keys.csv").write_text("image_key\nb/2.JPG\n1.jpg\n\n", encoding="utf-8")
+    manifest = read_manifest(str(tmp_path / "keys.csv"), str(tmp_path / "a"))
+    expected = [str(tmp_path / "a/1.jpg"), str(tmp_path / "a/b/2.JPG")]
+    assert [path for path, _ in manifest] == expected
+
+
+def test_parquet_files_are_replaced_whole(tmp_path):
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.storage import write_parquet_atomic
+
+    fs = fsspec.filesystem("file")
+    target = str(tmp_path / "d=1" / "part-x.parquet")
+    write_parquet_atomic(pa.table({"a": [1, 2]}), fs, target)
+    write_parquet_atomic(pa.table({"a": [3]}), fs, target)
+    assert pq.read_table(target).column("a").to_pylist() == [3]
+    assert [p.name for p in (tmp_path / "d=1").iterdir()] == ["part-x.parquet"]  # no leftovers
+
+
+class FlakyDisk:
+    """The local disk, except that the first ``failures`` batch reads of each path fail the
+    way a dropped connection does: a stand-in for a network blip, on real files."""
+
+    def __init__(self, failures: int):
+        import fsspec
+
+        self.disk = fsspec.filesystem("file")
+        self.failures = failures
+        self.calls = 0
+
+    def cat(self, paths, on_error="raise"):
+        self.calls += 1
+        if self.calls <= self.failures:
+            return {p: ConnectionResetError("connection reset by peer") for p in paths}
+        return self.disk.cat(paths, on_error=on_error)
+
+
+def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path):
+    from jobs.storage import fetch_all
+
+    (tmp_path / "a.jpg").write_bytes(b"abc")
+    paths = [str(tmp_path / "a.jpg"), str(tmp_path / "gone.jpg")]
+    got = fetch_all(FlakyDisk(failures=2), paths, attempts=3)
+    assert got[paths[0]] == b"abc"
+    assert isinstance(got[paths[1]], FileNotFoundError)
+    got = fetch_all(FlakyDisk(failures=3), paths[:1], attempts=3)
+    assert isinstance(got[paths[0]], ConnectionResetError)  # still failing: an error row

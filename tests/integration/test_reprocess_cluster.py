@@ -1,0 +1,145 @@
+"""`anpr reprocess` on the real thing: images in an S3 server, a dask scheduler and two worker
+processes, a killed worker and an interrupted client; one row per key every time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+from support import odd_images
+
+from anpr_core.config import load_region
+from anpr_core.synth import synth_scene
+from jobs import cli
+from jobs.synthdata import write_archive
+
+pytestmark = pytest.mark.integration
+
+N_ARCHIVE = 24
+
+
+@pytest.fixture(scope="module")
+def s3_archive(s3_dask_stack, tmp_path_factory) -> dict:
+    """A synthetic archive and every odd file, uploaded under a fresh prefix of the stack's
+    bucket: ``{"url", "expected": {s3 url: "read" | "error:<reason>"}}``."""
+    root = tmp_path_factory.mktemp("archive")
+    prefix = f"archive-{uuid.uuid4().hex[:8]}"
+    written = write_archive(root, N_ARCHIVE, seed=21, region=load_region("us"))
+    files = {image.key: (root / image.key).read_bytes() for image in written}
+    expected = {image.key: "read" for image in written}
+    scene = synth_scene(np.random.default_rng(4), load_region("us")).image
+    for key, (data, status) in odd_images(scene).items():
+        files[key], expected[key] = data, status
+    fs = s3_dask_stack.s3fs()
+    fs.pipe({f"{s3_dask_stack.bucket}/{prefix}/{key}": data for key, data in files.items()})
+    return {
+        "url": s3_dask_stack.url(prefix),
+        "expected": {s3_dask_stack.url(prefix, key): want for key, want in expected.items()},
+    }
+
+
+@pytest.fixture
+def on_stack(s3_dask_stack, trained, monkeypatch, tmp_path):
+    """The stack's variables and the trained model's store in the environment."""
+    s3_dask_stack.use(monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.chdir(tmp_path)
+    s3_dask_stack.wait_for_workers()
+    return s3_dask_stack
+
+
+def read_back(stack, url: str) -> pd.DataFrame:
+    """The reads dataset at ``url`` in the S3 server, as pandas reads it."""
+    return pd.read_parquet(url, storage_options=stack.storage_options)
+
+
+def assert_one_row_per_key(rows: pd.DataFrame, expected: dict) -> None:
+    """Nothing; fails unless every key has exactly one row, with the status it should have."""
+    assert rows["image_key"].is_unique
+    assert sorted(rows["image_key"]) == sorted(expected)
+    for row in rows.itertuples():
+        want = expected[row.image_key]
+        if want == "read":
+            assert row.status in ("ok", "no_plate"), (row.image_key, row.error)
+        else:
+            assert row.status == "error" and row.error.startswith(want.split(":")[1]), row
+
+
+def markers(stack, url: str) -> list[str]:
+    """The progress markers written so far under a reads dataset."""
+    fs = stack.s3fs()
+    path = url.removeprefix("s3://") + "/_progress"
+    return fs.ls(path, detail=False) if fs.exists(path) else []
+
+
+def test_reads_land_in_object_storage_one_row_per_key(on_stack, s3_archive, capsys):
+    out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
+    status = cli.main(["reprocess", s3_archive["url"], out, "--partition-size", "6"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert on_stack.scheduler_address in captured.out  # the user's cluster, not a local one
+    rows = read_back(on_stack, out)
+    assert_one_row_per_key(rows, s3_archive["expected"])
+    assert set(rows["model_version"]) == {"1"}
+    assert rows.loc[rows["status"] == "ok", "camera_id"].str.startswith("cam").all()
+    # the same objects read with pyarrow and DuckDB (through fsspec: no download of extensions)
+    fs = on_stack.s3fs()
+    table = ds.dataset(out.removeprefix("s3://"), filesystem=fs, partitioning="hive").to_table()
+    assert table.num_rows == len(s3_archive["expected"])
+    db = duckdb.connect()
+    db.register_filesystem(fs)
+    count = db.sql(f"select count(distinct image_key) from read_parquet('{out}/*/*.parquet')")
+    assert count.fetchall()[0][0] == len(s3_archive["expected"])
+    # no credentials in the rows or in the run summary
+    secret = on_stack.env["AWS_SECRET_ACCESS_KEY"]
+    summaries = fs.glob(out.removeprefix("s3://") + "/_runs/*.json")
+    assert summaries and all(secret not in fs.cat(p).decode() for p in summaries)
+    assert not rows.astype(str).apply(lambda column: column.str.contains(secret)).any().any()
+
+
+def test_a_killed_worker_loses_no_image(on_stack, s3_archive, capsys):
+    out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
+    result = {}
+    argv = ["reprocess", s3_archive["url"], out, "--partition-size", "2"]
+    run = threading.Thread(target=lambda: result.setdefault("status", cli.main(argv)))
+    run.start()
+    deadline = time.monotonic() + 120
+    while not markers(on_stack, out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert markers(on_stack, out), "no partition finished"
+    on_stack.kill_worker()
+    run.join(timeout=300)
+    assert result.get("status") == 0, capsys.readouterr().err
+    assert_one_row_per_key(read_back(on_stack, out), s3_archive["expected"])
+    on_stack.wait_for_workers()
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(on_stack, s3_archive):
+    out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
+    argv = [sys.executable, "-m", "jobs.cli", "reprocess", s3_archive["url"], out]
+    argv += ["--partition-size", "2"]
+    first = subprocess.Popen(argv, env=dict(os.environ), stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(markers(on_stack, out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the run
+    first.wait(timeout=60)
+    done_before = len(markers(on_stack, out))
+    total = len(s3_archive["expected"])
+    assert first.returncode != 0 and 2 <= done_before < total / 2
+    second = subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    skipped = int(second.stdout.split(" skipped as done")[0].rsplit(" ", 1)[1])
+    assert skipped >= 2 * done_before  # the finished partitions were not read again
+    assert_one_row_per_key(read_back(on_stack, out), s3_archive["expected"])
