@@ -49,6 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--region", default="us")
     train.add_argument("--experiment", default="anpr-train")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--promote",
+        action="store_true",
+        help="make the new version champion if it reads at least as well as the champion",
+    )
+    train.add_argument(
+        "--eval", nargs="+", type=Path, metavar="DATA", help="folders to compare on (--promote)"
+    )
+
+    models = sub.add_parser("models", help="list, promote and compare registered versions")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=Parser)
+    listing = models_sub.add_parser("list", help="versions, aliases, key metrics")
+    listing.add_argument("--region", help="one region's versions (default: every region)")
+    promote = models_sub.add_parser("promote", help="make VERSION the region's champion")
+    promote.add_argument("version", metavar="VERSION", help="version number or alias")
+    promote.add_argument("--region", default="us")
+    versus = models_sub.add_parser("compare", help="read the same data with two versions")
+    versus.add_argument("a", metavar="A", help="version number or alias")
+    versus.add_argument("b", metavar="B", help="version number or alias")
+    versus.add_argument("data", nargs="+", type=Path, metavar="DATA")
+    versus.add_argument("--region", default="us")
 
     evaluate = sub.add_parser("evaluate", help="measure a model version on labeled folders")
     evaluate.add_argument("data", nargs="+", type=Path, metavar="DATA")
@@ -193,9 +214,20 @@ def cmd_train(args) -> int:
     from jobs.train import train
 
     region = load_region(args.region)
-    check_folders(args.data)
-    result = train(args.data, region, experiment=args.experiment, seed=args.seed)
+    if args.eval and not args.promote:
+        raise UsageError("--eval is the data of --promote: pass --promote too")
+    check_folders([*args.data, *(args.eval or [])])
+    result = train(
+        args.data,
+        region,
+        experiment=args.experiment,
+        seed=args.seed,
+        promote=args.promote,
+        eval_dirs=args.eval,
+    )
     print(f"model {result.model_uri}" + (" (champion)" if result.champion else ""))
+    if result.promotion:
+        print(result.promotion.message())
     print(f"run {result.run_id}")
     data = result.data
     print(
@@ -203,7 +235,25 @@ def cmd_train(args) -> int:
         f"{data['samples']} character samples; {data['data_holdout_files']} images held out"
     )
     for key, value in sorted(result.metrics.items()):
-        print(f"  {key:<40} {value:.4f}")
+        if not key.startswith("char_acc_"):  # per character: in the run's reports/ table
+            print(f"  {key:<40} {value:.4f}")
+    return 0
+
+
+def cmd_models(args) -> int:
+    """Exit status of ``anpr models list|promote|compare``."""
+    from jobs import compare, models
+
+    if args.models_command == "list":
+        rows = models.list_versions(args.region)
+        print(models.format_versions(rows) if rows else "no registered model versions yet")
+    elif args.models_command == "promote":
+        name, version, before = models.set_champion(args.version, args.region)
+        print(f"{name}: champion is version {version} (was {before or 'none'})")
+    else:
+        check_folders(args.data)
+        found = compare.compare_versions(args.a, args.b, args.data, args.region)
+        print(compare.format_comparison(found))
     return 0
 
 
@@ -341,6 +391,7 @@ def table_row(name: str, kind: str, summary: dict, width: int) -> str:
 COMMANDS = {
     "synth": cmd_synth,
     "train": cmd_train,
+    "models": cmd_models,
     "evaluate": cmd_evaluate,
     "recognize": cmd_recognize,
     "reprocess": cmd_reprocess,

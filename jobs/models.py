@@ -213,8 +213,32 @@ def resolve_model_uri(uri: str, region: str) -> tuple[str, str | None, str | Non
         else:
             found = client.get_model_version(name, alias)
     except MlflowException as exc:
+        champion = sep_alias and alias == CHAMPION
+        if not champion and name == model_name(region) and not registered(client, name):
+            raise ModelError(
+                f"no model versions for region {region} in {mlflow_store()}: "
+                f"run `anpr train DATA --region {region}` first"
+            ) from exc
         raise ModelError(missing_model_message(uri, name, alias, bool(sep_alias), region)) from exc
     return f"models:/{name}/{found.version}", name, str(found.version)
+
+
+def registered(client, name: str) -> bool:
+    """Whether the registry holds a model called ``name``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
+
+
+def mlflow_store() -> str:
+    """The tracking URI MLflow uses now."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def missing_model_message(uri: str, name: str, ref: str, is_alias: bool, region: str) -> str:
@@ -249,13 +273,7 @@ def load_recognizer(
     if local is not None and not (local / "MLmodel").is_file():
         raise ModelError(f"no MLflow model at {local}: expected a folder with an MLmodel file")
     if local is None:
-        store = use_tracking(tracking)
-        db = local_store_path(store)
-        if db is not None and not db.is_file():
-            raise ModelError(
-                f"no model store at {db}: run `anpr train DATA --region {region}` first, "
-                "or set MLFLOW_TRACKING_URI"
-            )
+        open_store(region, tracking)
     concrete, name, version = resolve_model_uri(uri, region)
     model, metadata = load_model_and_metadata(concrete)
     recognizer = recognizer_from(model, metadata, concrete, name, version)
@@ -265,6 +283,27 @@ def load_recognizer(
             f"pass --region {recognizer.region.name} or another model"
         )
     return recognizer
+
+
+def open_store(region: str, tracking: str | None = None) -> str:
+    """The tracking URI in use, once it is known to hold a store; ModelError when a local
+    store does not exist yet (reading never creates one) or a server cannot be reached."""
+    store = use_tracking(tracking)
+    db = local_store_path(store)
+    if db is not None and not db.is_file():
+        raise ModelError(
+            f"no model store at {db}: run `anpr train DATA --region {region}` first, "
+            "or set MLFLOW_TRACKING_URI"
+        )
+    return store
+
+
+def version_uri(ref: str, region: str) -> str:
+    """The registry URI of a version number (``3``) or an alias (``champion``) of the
+    region's model."""
+    ref = ref.strip()
+    sep = "/" if ref.isdigit() else "@"
+    return f"models:/{model_name(region)}{sep}{ref}"
 
 
 def load_model_and_metadata(uri: str):
@@ -310,3 +349,104 @@ def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message (MLflow's can run to pages)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def set_champion(ref: str, region: str, tracking: str | None = None) -> tuple[str, str, str | None]:
+    """(model name, version now champion, version that was champion or None), after moving the
+    region's ``champion`` alias to version (or alias) ``ref`` by hand."""
+    from mlflow import MlflowClient
+
+    region = load_region(region).name
+    open_store(region, tracking)
+    uri = version_uri(ref, region)
+    _, name, version = resolve_model_uri(uri, region)
+    client = MlflowClient()
+    before = champion_version(client, name)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return name, version, before
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as ``anpr models list`` shows it."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    created_ms: int  # registration time, ms since the epoch
+    run_id: str | None
+    metrics: dict[str, float]  # the training run's metrics
+
+
+KEY_METRICS = ("holdout_plate_accuracy", "holdout_char_accuracy", "holdout_detection_recall")
+
+
+def list_versions(region: str | None = None, tracking: str | None = None) -> list[VersionInfo]:
+    """Every registered version of the region's model (of every region's when None), newest
+    first within a model, models by name."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    region = load_region(region).name if region else None
+    open_store(region or DEFAULT_REGION, tracking)
+    client = MlflowClient()
+    wanted = f"name = '{model_name(region)}'" if region else f"name LIKE '{MODEL_PREFIX}%'"
+    rows = []
+    for registered in sorted(
+        client.search_registered_models(filter_string=wanted), key=lambda m: m.name
+    ):
+        aliases: dict[str, list[str]] = {}
+        for alias, version in (registered.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        found = client.search_model_versions(f"name = '{registered.name}'")
+        for mv in sorted(found, key=lambda v: int(v.version), reverse=True):
+            metrics: dict[str, float] = {}
+            if mv.run_id:
+                try:
+                    metrics = dict(client.get_run(mv.run_id).data.metrics)
+                except MlflowException:
+                    metrics = {}  # the run was deleted; the version stays listed
+            rows.append(
+                VersionInfo(
+                    registered.name,
+                    str(mv.version),
+                    tuple(sorted(aliases.get(str(mv.version), []))),
+                    int(mv.creation_timestamp or 0),
+                    mv.run_id,
+                    metrics,
+                )
+            )
+    return rows
+
+
+def format_versions(rows: list[VersionInfo]) -> str:
+    """A readable table of versions: name, version, aliases, plate/char accuracy and detection
+    recall on the training run's held-out part, creation time (UTC)."""
+    from datetime import UTC, datetime
+
+    def figure(info: VersionInfo, key: str) -> str:
+        value = info.metrics.get(key)
+        return "-" if value is None else f"{value:.3f}"
+
+    header = ("model", "version", "aliases", "plate", "char", "detect", "created (UTC)")
+    lines = [header]
+    for info in rows:
+        created = datetime.fromtimestamp(info.created_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            (
+                info.name,
+                info.version,
+                ",".join(info.aliases) or "-",
+                *(figure(info, key) for key in KEY_METRICS),
+                created,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    right = {1, 3, 4, 5}
+    return "\n".join(
+        " ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    )

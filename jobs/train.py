@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import fit_char_model, training_set
-from jobs import models
+from jobs import compare, models, reports
 from jobs.runtime import blas_threads
 from jobs.storage import load_gray
 
@@ -51,6 +52,7 @@ class TrainResult:
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)
     data: dict = field(default_factory=dict)
+    promotion: compare.Promotion | None = None  # with ``promote``: the gate's decision
 
 
 def metric_key(name: str) -> str:
@@ -83,16 +85,67 @@ def labeled_plates(items: Iterable[LabeledImage]) -> Iterator[tuple[np.ndarray, 
             yield gray, box, text
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_lines(folder: Folder) -> list[str]:
+    """One line per labeled image of ``folder``: path relative to the folder, size, content
+    hash and labels, sorted; what stays the same when the folder is copied elsewhere."""
+    lines = []
+    for item in folder.train + folder.test:
+        relative = item.path.relative_to(folder.path).as_posix()
+        labels = ";".join(f"{box}:{text}" for box, text in item.plates)
+        lines.append(f"{relative}\t{item.path.stat().st_size}\t{file_sha256(item.path)}\t{labels}")
+    return sorted(lines)
+
+
 def data_fingerprint(folders: Sequence[Folder]) -> dict:
-    """File counts and the sha256 of the sorted file list: which data a model saw."""
-    files = sorted(str(item.path.resolve()) for f in folders for item in f.train + f.test)
+    """File counts and ``data_sha256``: which data a model saw.
+
+    The hash covers, folder by folder in the order given, each image's path relative to its
+    folder, its size, the sha256 of its bytes and its labels; so the same data in another
+    place hashes the same, and a changed image or label does not.
+    """
+    digest = hashlib.sha256()
+    for folder in folders:
+        digest.update(("\n".join(folder_lines(folder)) + "\n\n").encode())
     return {
-        "data_files": len(files),
+        "data_files": sum(len(f.train) + len(f.test) for f in folders),
         "data_train_files": sum(len(f.train) for f in folders),
         "data_holdout_files": sum(len(f.test) for f in folders),
-        "data_sha256": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+        "data_sha256": digest.hexdigest(),
         "data_dirs": [str(f.path.resolve()) for f in folders],
     }
+
+
+def code_version() -> str:
+    """The git commit of this code (``-dirty`` with uncommitted changes) when it runs from a
+    git checkout, else ``anpr==<installed version>``."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+        return f"{commit}-dirty" if dirty else commit
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return f"anpr=={version('anpr')}"
+        except PackageNotFoundError:
+            return "unknown"
 
 
 def evaluate_items(items, model, region: RegionConfig, settings: Settings) -> list[ImageResult]:
@@ -105,16 +158,19 @@ def evaluate_items(items, model, region: RegionConfig, settings: Settings) -> li
     return results
 
 
-def holdout_metrics(folders, model, region, settings) -> dict[str, float]:
-    """``holdout_*`` metrics over all held-out images and ``<folder>_*`` per folder."""
+def holdout_metrics(
+    folders, model, region, settings
+) -> tuple[dict[str, float], list[tuple[LabeledImage, ImageResult]]]:
+    """(``holdout_*`` metrics over all held-out images and ``<folder>_*`` per folder, each
+    held-out image with its result)."""
     metrics: dict[str, float] = {}
-    every: list[ImageResult] = []
+    pairs: list[tuple[LabeledImage, ImageResult]] = []
     for folder in folders:
         results = evaluate_items(folder.test, model, region, settings)
-        every += results
+        pairs += zip(folder.test, results, strict=True)
         metrics.update(prefixed(folder.key, summarize(results)) if results else {})
-    metrics.update(prefixed("holdout", summarize(every)))
-    return metrics
+    metrics.update(prefixed("holdout", summarize(r for _, r in pairs)))
+    return metrics, pairs
 
 
 def prefixed(prefix: str, summary: dict) -> dict[str, float]:
@@ -122,9 +178,10 @@ def prefixed(prefix: str, summary: dict) -> dict[str, float]:
     return {f"{prefix}_{k}": float(v) for k, v in summary.items() if v is not None}
 
 
-def segmented_char_accuracy(folders, model, region: RegionConfig, settings) -> dict[str, float]:
-    """Classifier accuracy on the held-out plates' characters where segmentation agreed with
-    the label: how well characters are read, apart from finding and cutting them."""
+def holdout_chars(folders, model, region: RegionConfig, settings) -> tuple[list[str], list[str]]:
+    """(labels, classifier reads) of the held-out plates' characters, where segmentation
+    agreed with the label: how well characters are read, apart from finding and cutting
+    them."""
     held_out = training_set(
         labeled_plates(i for f in folders for i in f.test),
         region,
@@ -133,11 +190,17 @@ def segmented_char_accuracy(folders, model, region: RegionConfig, settings) -> d
     )
     is_char = held_out.y != REJECT
     if not is_char.any():
+        return [], []
+    return held_out.y[is_char].tolist(), model.predict(held_out.X[is_char]).tolist()
+
+
+def segmented_char_accuracy(true: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
+    """``holdout_segmented_char_accuracy`` and the number of characters it counts."""
+    if not true:
         return {}
-    predicted = model.predict(held_out.X[is_char])
     return {
-        "holdout_segmented_char_accuracy": float(np.mean(predicted == held_out.y[is_char])),
-        "holdout_segmented_chars": float(is_char.sum()),
+        "holdout_segmented_char_accuracy": float(np.mean(np.array(true) == np.array(predicted))),
+        "holdout_segmented_chars": float(len(true)),
     }
 
 
@@ -161,6 +224,7 @@ def run_params(model, region, settings, holdout_fraction, seed, augment) -> dict
         seed=str(seed),
         augment=str(augment),
         pipeline_version=PIPELINE_VERSION,
+        code_version=code_version(),
     )
     return params
 
@@ -175,6 +239,8 @@ def train(
     settings: Settings | None = None,
     artifact_location: str | None = None,
     tracking: str | None = None,
+    promote: bool = False,
+    eval_dirs: Sequence[str | Path] | None = None,
     **classifier_options,
 ) -> TrainResult:
     """A new registered version of the region's classifier, trained on ``data_dirs``.
@@ -182,6 +248,9 @@ def train(
     The images whose name ``datasets.split_of`` puts in "test" are held out and read end to
     end after training, so (with the default ``holdout_fraction``) ``anpr evaluate --split
     test`` reproduces those figures.
+    With ``promote``, the new version and the champion are read on ``eval_dirs`` (default:
+    the held-out images) and the new version becomes champion if it reads at least as many
+    plates right (``compare.promotion_gate``); the decision is logged on the run.
     ``tracking`` overrides ``models.tracking_uri()``; ``artifact_location`` is used when the
     experiment is created.
     """
@@ -190,14 +259,16 @@ def train(
     config = region if isinstance(region, RegionConfig) else load_region(region)
     settings = settings or Settings()
     folders = read_folders(data_dirs, holdout_fraction)
+    eval_items = compare.items_of(eval_dirs) if eval_dirs else None
     train_items = [item for f in folders for item in f.train]
     if not train_items:
         raise ValueError("no training images: every image fell in the held-out part")
-    model, samples = fit_char_model(
-        labeled_plates(train_items), config, settings, augment, seed, **classifier_options
-    )
+    with blas_threads(1):  # 5-10x faster than threaded BLAS for this small MLP on a busy machine
+        model, samples = fit_char_model(
+            labeled_plates(train_items), config, settings, augment, seed, **classifier_options
+        )
 
-    models.use_tracking(tracking)
+    store = models.use_tracking(tracking)
     experiment_id = ensure_experiment(experiment, artifact_location)
     data = {**samples.summary(), **data_fingerprint(folders)}
     with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -206,19 +277,38 @@ def train(
         mlflow.log_dict(data, "data_summary.json")
         mlflow.log_dict(config.to_dict(), "region.json")
         with blas_threads(1):
-            metrics = holdout_metrics(folders, model, config, settings)
-            metrics.update(segmented_char_accuracy(folders, model, config, settings))
+            metrics, pairs = holdout_metrics(folders, model, config, settings)
+            true, predicted = holdout_chars(folders, model, config, settings)
+        metrics.update(segmented_char_accuracy(true, predicted))
+        with tempfile.TemporaryDirectory(prefix="anpr-reports-") as tmp:
+            metrics.update(reports.write_reports(true, predicted, pairs, Path(tmp)))
+            mlflow.log_artifacts(tmp, "reports")
         mlflow.log_metrics(metrics)
         registered = models.log_recognizer(model, config, settings, samples.X[:5])
         mlflow.set_tags({"region": config.name, "model_version": registered.version})
+        promotion = None
+        if promote:
+            recognizer = models.Recognizer(
+                model, config, settings, registered.name, registered.version, registered.uri
+            )
+            holdout = [item for f in folders for item in f.test]
+            promotion = compare.promotion_gate(
+                recognizer,
+                eval_items if eval_items is not None else holdout,
+                ", ".join(str(d) for d in eval_dirs) if eval_dirs else "holdout",
+                store,
+            )
+            mlflow.log_metrics(promotion.metrics())
+            mlflow.set_tags(promotion.tags())
     return TrainResult(
         registered.uri,
         registered.name,
         registered.version,
-        registered.champion,
+        registered.champion or (promotion is not None and promotion.decision != "refused"),
         run.info.run_id,
         metrics,
         data,
+        promotion,
     )
 
 

@@ -1,5 +1,7 @@
 """jobs.train: what a training run records in MLflow and how versions and champion move."""
 
+import pytest
+
 from anpr_core import datasets
 from anpr_core.pipeline import Settings
 from jobs.train import train
@@ -39,3 +41,61 @@ def test_first_version_is_champion_and_a_second_does_not_take_it(workdir, synthe
     champion = MlflowClient().get_model_version_by_alias("anpr-char-classifier-us", "champion")
     assert str(champion.version) == "1"
     assert (workdir / "mlruns").is_dir()  # artifacts beside the store, not in the cwd of others
+
+
+def test_a_run_logs_reports_a_person_looks_at(use_trained):
+    import csv
+    import re
+
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    result = use_trained["result"]
+    client = MlflowClient(use_trained["uri"])
+    listed = {a.path for a in client.list_artifacts(result.run_id, "reports")}
+    assert listed == {
+        "reports/confusion_matrix.png",
+        "reports/per_char_accuracy.csv",
+        "reports/worst_misreads.png",
+    }
+    mlflow.set_tracking_uri(use_trained["uri"])
+    table = mlflow.artifacts.download_artifacts(
+        f"runs:/{result.run_id}/reports/per_char_accuracy.csv"
+    )
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    run = client.get_run(result.run_id)
+    per_char = {k: v for k, v in run.data.metrics.items() if k.startswith("char_acc_")}
+    assert len(rows) == len(per_char) > 5
+    for row in rows:
+        expected = pytest.approx(float(row["accuracy"]), abs=1e-4)
+        assert per_char[f"char_acc_{row['char']}"] == expected
+    total = sum(int(r["n"]) for r in rows)
+    assert total == run.data.metrics["holdout_segmented_chars"]
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.params["code_version"])
+    assert run.data.params["pipeline_version"]
+
+
+def test_the_fingerprint_follows_the_data_not_where_it_lives(synthetic, tmp_path):
+    import shutil
+
+    from jobs.train import data_fingerprint, read_folders
+
+    original = data_fingerprint(read_folders([synthetic["crops"], synthetic["scenes"]]))
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(synthetic["crops"], moved / "other-name")
+    shutil.copytree(synthetic["scenes"], moved / "scenes")
+    copied = data_fingerprint(read_folders([moved / "other-name", moved / "scenes"]))
+    assert copied["data_sha256"] == original["data_sha256"]
+    assert copied["data_dirs"] != original["data_dirs"]
+
+    labels = moved / "other-name" / "labels.csv"
+    first_plate = labels.read_text().splitlines()[1].split(",")[2]
+    labels.write_text(labels.read_text().replace(first_plate, "ZZZ999", 1))
+    relabeled = data_fingerprint(read_folders([moved / "other-name", moved / "scenes"]))
+    assert relabeled["data_sha256"] != original["data_sha256"]
+
+    image = sorted((moved / "scenes").glob("*.jpg"))[0]
+    image.write_bytes(image.read_bytes() + b"\0")
+    changed = data_fingerprint(read_folders([synthetic["crops"], moved / "scenes"]))
+    assert changed["data_sha256"] != original["data_sha256"]
