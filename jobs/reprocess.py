@@ -271,7 +271,7 @@ def rows_for_keys(keys: list[str], recognizer: Recognizer, ctx: TaskContext) -> 
     if not keys:
         return []
     input_fs, _ = open_url(keys[0], ctx.storage_options)
-    items = [(open_url(key, ctx.storage_options)[1], None) for key in keys]
+    items = [(input_fs._strip_protocol(key), None) for key in keys]
     return read_partition(items, recognizer, ctx, input_fs)
 
 
@@ -362,7 +362,6 @@ def data_files(out_fs, out_root: str) -> list[str]:
 def prepare_output(out_fs, out_root: str, recognizer: Recognizer, resume: bool) -> OutputState:
     """The state to resume from, after deleting what must not survive: files of unfinished
     partitions (always), and everything from earlier runs when not resuming."""
-    out_fs.invalidate_cache()  # what is there now, not what this process listed before
     state = read_output_state(out_fs, out_root)
     if not resume:
         remove_all(out_fs, [f"{out_root}/{f}" for f in data_files(out_fs, out_root)])

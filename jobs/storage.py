@@ -77,8 +77,13 @@ FETCH_ATTEMPTS = 3  # a transient read failure is retried this many times in all
 
 
 def open_url(url: str, storage_options: dict | None = None):
-    """``(filesystem, path)`` for an fsspec URL or local path; storage options pass through."""
-    return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    """``(filesystem, path)`` for an fsspec URL or local path; storage options pass through.
+
+    A fresh filesystem each time: fsspec's shared instances are keyed by the options alone, so
+    one made earlier under another endpoint or credentials in the environment (or with a
+    stale listing) would be reused silently.
+    """
+    return fsspec.core.url_to_fs(url, skip_instance_cache=True, **(storage_options or {}))
 
 
 def is_local(fs) -> bool:
@@ -101,7 +106,6 @@ def list_images(url: str, storage_options: dict | None = None) -> list[tuple[str
     object under it whatever its extension (hidden names aside), a glob narrows it, a file is
     itself. FileNotFoundError when nothing is there."""
     fs, path = open_url(url, storage_options)
-    fs.invalidate_cache()  # a cached filesystem may remember an older listing of the store
     if GLOB_CHARS.search(path):
         found = fs.glob(path, detail=True)
         root = path[: GLOB_CHARS.search(path).start()].rsplit("/", 1)[0]
@@ -307,10 +311,12 @@ def remove_all(fs, paths: Iterable[str]) -> None:
 
 # The plate-reads dataset (DESIGN.md, "Outputs"): one row per input image, declared once here.
 # Written partitioned by ``capture_date`` (Hive style, ``capture_date=YYYY-MM-DD/``; the null
-# partition is ``__HIVE_DEFAULT_PARTITION__``), so that column lives in the folder names only.
+# partition is ``unknown``), so that column lives in the folder names only. Not Hive's
+# ``__HIVE_DEFAULT_PARTITION__``: pyarrow and pandas cannot read a dataset whose only partition
+# is that one ("couldn't infer type"), as happens for a folder of images with no dates.
 STATUSES = ("ok", "no_plate", "error")
 PARTITION_COLUMN = "capture_date"
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+NULL_PARTITION = "unknown"
 
 
 def _reads_schema() -> pa.Schema:

@@ -37,7 +37,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import cv2
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +44,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from anpr_core.errors import ImageError
-from jobs.storage import READS_SCHEMA, load_image
+from jobs.storage import READS_SCHEMA, load_image, open_url
 
 EVENT_COLUMNS = (
     "event_id",
@@ -408,7 +407,7 @@ def validate_row(values: dict, file: str, row: int) -> Event | list[Rejection]:
 def events_files(url: str) -> tuple[list[str], list[str]]:
     """The events files at ``url`` (a file, a folder or prefix, or a glob) and the files found
     there that are not events files (another suffix); FileNotFoundError when there is none."""
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = open_url(url)
     if any(ch in path for ch in "*?["):
         found = sorted(fs.glob(path))
     elif fs.isdir(path):
@@ -434,7 +433,8 @@ def read_events_table(url: str) -> list[dict]:
     """The rows of one events file (CSV values as text); EventsError naming the file when it
     cannot be read or lacks columns."""
     try:
-        with fsspec.open(url, "rb") as f:
+        fs, path = open_url(url)
+        with fs.open(path, "rb") as f:
             if url.lower().endswith(".csv"):
                 import pandas as pd
 
@@ -568,7 +568,7 @@ def load_reads(url: str, keys: Iterable[str]) -> dict[str, dict]:
     """The reads row of each of ``keys`` found in the reads dataset at ``url`` (the latest
     processed, when an image was read more than once); FileNotFoundError if there is none."""
     keys = sorted(set(keys))
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = open_url(url)
     if not fs.isdir(path):
         raise FileNotFoundError(f"plate reads not found: {url} (the output of `anpr reprocess`)")
     if not keys:
@@ -673,8 +673,8 @@ def elapsed_ms(start: float) -> float:
 def fetch_bytes(key: str) -> bytes:
     """The bytes of the object or file at ``key``; ImageError when it cannot be fetched."""
     try:
-        with fsspec.open(key, "rb") as f:
-            return f.read()
+        fs, path = open_url(key)
+        return fs.cat_file(path)
     except (OSError, ValueError) as exc:
         raise ImageError(f"unreadable: {key}: {exc}") from exc
 
@@ -850,7 +850,7 @@ def run_tickets(
     decisions = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in speeding]
     decisions = dedupe(decisions, rules.dedupe_window)
 
-    fs, root = fsspec.core.url_to_fs(output_url)
+    fs, root = open_url(output_url)
     crops_folder = night_folder(root, "crops", night)
     crops, crop_keys = {}, {}
     for d in decisions:

@@ -91,7 +91,7 @@ def read_row(key: str, plate="ABC1234", confidence=0.95, pattern="@@@####", stat
 
 def write_reads(folder: Path, rows: list[dict]) -> Path:
     """``folder`` holding ``rows`` as a reads dataset (Hive partitions, a summary beside)."""
-    for day, part in (("2026-11-24", rows[::2]), ("__HIVE_DEFAULT_PARTITION__", rows[1::2])):
+    for day, part in (("2026-11-24", rows[::2]), ("unknown", rows[1::2])):
         (folder / f"capture_date={day}").mkdir(parents=True, exist_ok=True)
         pq.write_table(
             pa.Table.from_pylist(part, schema=READS_SCHEMA),
