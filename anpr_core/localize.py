@@ -18,7 +18,10 @@ from anpr_core.records import Box, Candidate
 
 WORK_PLATE_HEIGHT = 30  # plate height in pixels at which the morphology kernels are tuned
 MIN_PLATE_HEIGHT = 10  # smallest plate, in source pixels, worth a candidate
-EXPAND_X, EXPAND_Y = 0.08, 0.15  # the character blob grown to the plate's edges
+# The character blob grown to the plate's edges: not at all. Blobs already reach the plate's
+# edges; grown by 8% / 15% they were 1.1-1.25x too wide and 1.2-1.35x too high (median, best
+# candidate vs labeled plate) in the US, EU and BR scenes alike.
+EXPAND_X, EXPAND_Y = 0.0, 0.0
 
 
 def plate_scales(
@@ -47,11 +50,12 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
     hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
-    grad = np.abs(cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3))
-    peak = float(grad.max())
+    sobel = cv2.Sobel(hat, cv2.CV_32F, 1, 0, ksize=3)
+    low, high, _, _ = cv2.minMaxLoc(sobel)
+    peak = max(-low, high)
     if peak <= 0:
         return np.zeros_like(gray)
-    grad = (255 * grad / peak).astype(np.uint8)
+    grad = cv2.convertScaleAbs(sobel, alpha=255.0 / peak)  # |sobel| to 0..255 in one pass
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
