@@ -281,12 +281,11 @@ def analyze(
 
 
 def _plate_read(read: Read, candidate: Candidate, rank: float, region, shape) -> PlateRead:
-    quad = np.asarray(candidate.quad, np.float32)
     return PlateRead(
         text=read.text,
         confidence=read.confidence,
         detection_score=float(min(1.0, rank)),
-        box=quad_box(quad, shape),
+        box=candidate.box,
         quad=candidate.quad,
         char_confidences=read.char_confidences,
         alternatives=read.alternatives,
