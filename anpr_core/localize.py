@@ -56,7 +56,8 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     peak = max(-low, high)
     if peak <= 0:
         return np.zeros_like(gray)
-    grad = cv2.convertScaleAbs(sobel, alpha=255.0 / peak)  # |sobel| to 0..255 in one pass
+    # |sobel| * 255 / peak, truncated to uint8 (the -0.5 turns rounding into truncation)
+    grad = cv2.convertScaleAbs(cv2.absdiff(sobel, 0.0), alpha=255.0 / peak, beta=-0.5)
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
