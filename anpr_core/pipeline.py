@@ -25,6 +25,7 @@ from anpr_core.metrics import iou
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
+from anpr_core.verify import plate_verifier, verified
 
 PIPELINE_VERSION = "0.1.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
@@ -37,7 +38,11 @@ FALLBACK_PRIOR = 0.7  # score factor for the thresholds after the first in Setti
 class Settings:
     """Pipeline settings that travel with a model version (so a version reads the same way)."""
 
-    max_candidates: int = 20
+    max_candidates: int = 20  # candidates read (segmented and classified) without a verifier
+    # With a plate verifier in the model, localization proposes ``verify_candidates`` and the
+    # ``verified_candidates`` the verifier finds likeliest are read.
+    verify_candidates: int = 40
+    verified_candidates: int = 3
     # Binarizations tried on each candidate, as (neighbourhood / plate height, grey levels
     # below the local mean after contrast stretch): a fine one that keeps sharp characters
     # apart, and a coarse one that keeps the strokes of small, blurred plates whole.
@@ -248,8 +253,13 @@ def analyze(
     classes = model_classes(model)
     gray = to_gray(image)
     if candidates is None:
+        verifier = plate_verifier(model)
         with timer.stage("localize"):
-            candidates = localize_plates(gray, region, settings.max_candidates)
+            proposed = settings.verify_candidates if verifier else settings.max_candidates
+            candidates = localize_plates(gray, region, proposed)
+        with timer.stage("verify"):
+            keep = settings.verified_candidates if verifier else settings.max_candidates
+            candidates = verified(gray, candidates, verifier)[:keep]
     candidates = list(candidates)
     best = read_candidates(gray, candidates, model, classes, region, settings, timer)
     refine(gray, candidates, best, model, classes, region, settings, timer)
@@ -271,12 +281,11 @@ def analyze(
 
 
 def _plate_read(read: Read, candidate: Candidate, rank: float, region, shape) -> PlateRead:
-    quad = np.asarray(candidate.quad, np.float32)
     return PlateRead(
         text=read.text,
         confidence=read.confidence,
         detection_score=float(min(1.0, rank)),
-        box=quad_box(quad, shape),
+        box=candidate.box,
         quad=candidate.quad,
         char_confidences=read.char_confidences,
         alternatives=read.alternatives,

@@ -14,8 +14,8 @@ Quad = tuple[tuple[float, float], ...]  # 4 corners, clockwise from top-left
 class Candidate:
     """A region of a scene that may hold a plate (localize -> segment)."""
 
-    box: Box
-    quad: Quad
+    box: Box  # the plate
+    quad: Quad  # what is read: the plate, perhaps with a margin
     score: float  # 0..1, how plate-like the region looks before reading it
     polarity: str = "dark_on_light"
 

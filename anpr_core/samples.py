@@ -27,6 +27,7 @@ from anpr_core.segment import (
     rectify,
     segment_plate,
 )
+from anpr_core.verify import fit_plate_verifier
 
 REJECT_KEEP = 0.35  # fraction of reject pieces kept: enough to learn them, not to drown characters
 
@@ -207,7 +208,8 @@ def fit_char_model(
 
     Two rounds: the first model learns from plates that segment into exactly their label's
     length; it then aligns the plates with a few pieces too many, and the second model learns
-    from both (about 20% more plates on the US crops).
+    from both (about 20% more plates on the US crops). Where ``plates`` hold labeled scenes,
+    a plate verifier (``verify.fit_plate_verifier``) is fitted too and kept on the model.
     """
     plates = list(plates)
     settings = settings or Settings()
@@ -220,4 +222,7 @@ def fit_char_model(
     model = build_classifier(seed=seed, **classifier_params).fit(first.X, first.y)
     final = training_set(plates, region, augment, seed, model=model, thresholds=settings.thresholds)
     model = build_classifier(seed=seed, **classifier_params).fit(final.X, final.y)
+    verifier = fit_plate_verifier(plates, region, seed)
+    if verifier is not None:
+        model.plate_verifier_ = verifier
     return model, final

@@ -85,7 +85,7 @@ def measure(images: list[tuple[str, bytes]], recognizer) -> dict:
     if split:
         combined = stages.pop("describe+classify", 0.0)
         stages["describe"] = combined - stages.get("classify", 0.0)
-    order = ["decode", "localize", "segment", "describe", "classify", "postprocess"]
+    order = ["decode", "localize", "verify", "segment", "describe", "classify", "postprocess"]
     stage_ms = {k: round(stages[k], 3) for k in sorted(stages, key=_stage_order(order))}
     return {
         "n_images": n,
