@@ -31,7 +31,7 @@ from anpr_core.errors import AnprError, ImageError
 from anpr_core.pipeline import recognize
 from jobs.capture import Capture, capture_of, compile_key_pattern
 from jobs.models import Recognizer
-from jobs.runtime import single_threaded_process
+from jobs.runtime import single_threaded_process, steady_allocator
 from jobs.storage import (
     MAX_IMAGE_BYTES,
     NULL_PARTITION,
@@ -54,10 +54,8 @@ FETCH_BATCH = 16  # images held in memory at once per task: bounds a worker's pe
 PROGRESS_DIR = "_progress"
 RUNS_DIR = "_runs"
 
-# The environment of local worker processes: Dask's default minus MALLOC_TRIM_THRESHOLD_=65536.
-# That setting turns off glibc's adaptive mmap threshold, so every image-sized array is mapped
-# and unmapped afresh: the same partition took 1.5x as long in a worker as in this process
-# (3.3 s here, 4.9 s there; 3.3-3.9 s without it).
+# The environment of local worker processes: Dask's default minus MALLOC_TRIM_THRESHOLD_=65536
+# (see jobs.runtime.steady_allocator, which the worker plugin also applies on any cluster).
 WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 # The per-worker model cache: the one piece of module state, filled once per worker process by
@@ -308,7 +306,8 @@ def read_images(keys: list[str], recognizer: Recognizer, options: ReprocessOptio
 
 class RecognizerPlugin(WorkerPlugin):
     """Puts one model version in WORKER_RECOGNIZERS on every worker, once per worker process
-    (again on a worker restarted after a crash), with BLAS and OpenCV on one thread."""
+    (again on a worker restarted after a crash), with BLAS and OpenCV on one thread and an
+    allocator that keeps image-sized blocks."""
 
     def __init__(self, recognizer: Recognizer, key: str):
         super().__init__()
@@ -318,6 +317,7 @@ class RecognizerPlugin(WorkerPlugin):
 
     def setup(self, worker=None):
         single_threaded_process()
+        steady_allocator()
         WORKER_RECOGNIZERS[self.key] = self.recognizer
 
     def teardown(self, worker=None):
