@@ -104,8 +104,11 @@ class PlateRef:
 
 
 def plate_refs(items: Iterable[LabeledImage]) -> list[PlateRef]:
-    """A PlateRef per labeled plate, in the order ``labeled_plates`` yields them."""
-    return [PlateRef(str(item.path), box, text) for item in items for box, text in item.plates]
+    """A PlateRef per labeled plate, in the order ``labeled_plates`` yields them; absolute
+    paths, as workers need not share this process's working directory."""
+    return [
+        PlateRef(str(item.path.resolve()), box, text) for item in items for box, text in item.plates
+    ]
 
 
 def load_plate(ref: PlateRef) -> tuple[np.ndarray, tuple | None, str]:
