@@ -10,6 +10,7 @@ character.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -161,6 +162,51 @@ class TrainingSet:
         }
 
 
+def sequential_map(fn, items) -> list:
+    """``[fn(item) for item in items]``: the default ``map_plates``, in this process."""
+    return [fn(item) for item in items]
+
+
+def as_plate(plate):
+    """``plate`` itself: the default ``load_plate``, for plates given as (grey, box, text)."""
+    return plate
+
+
+def plate_rows(
+    numbered,
+    region: RegionConfig,
+    augment: int = 2,
+    seed: int = 0,
+    model=None,
+    thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
+    load_plate=as_plate,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(feature rows, labels) of the plate ``numbered`` = (index, plate), or None when it
+    does not segment into its label.
+
+    ``load_plate(plate)`` gives the (grey image, box or None, text) triple. The random choices
+    (reject pieces kept, jitter) come from a generator seeded by (``seed``, index), so a plate
+    gives the same rows whichever process handles it and in whatever order.
+    """
+    from anpr_core.features import char_vectors
+
+    index, plate = numbered
+    gray, box, text = load_plate(plate)
+    found = plate_samples(gray, text, region, box, thresholds, model)
+    if found is None:
+        return None
+    rng = np.random.default_rng((seed, index))
+    chars: list[CharImage] = []
+    labels: list[str] = []
+    for char, label in zip(found.chars, found.labels, strict=True):
+        if label == REJECT and rng.random() > REJECT_KEEP:
+            continue
+        copies = [char, *jitter(char, rng, augment)] if augment else [char]
+        chars.extend(copies)
+        labels.extend([label] * len(copies))
+    return char_vectors(chars), np.array(labels)
+
+
 def training_set(
     plates,
     region: RegionConfig,
@@ -168,31 +214,33 @@ def training_set(
     seed: int = 0,
     model=None,
     thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
+    map_plates=sequential_map,
+    load_plate=as_plate,
 ) -> TrainingSet:
-    """Character samples from ``plates``: triples of (grey image, box or None, text).
+    """Character samples from ``plates``: triples of (grey image, box or None, text), or
+    references that ``load_plate`` turns into such triples.
 
     ``augment`` jittered copies are added per sample (see ``jitter``); ``model`` enables forced
     alignment of plates that segment into a few pieces too many (see ``plate_samples``).
+    ``map_plates(fn, items)`` returns ``[fn(item) for item in items]``, perhaps computed
+    elsewhere (a Dask cluster); the rows are the same whichever map computes them.
     """
     from anpr_core.features import char_vectors
 
-    rng = np.random.default_rng(seed)
-    chars: list[CharImage] = []
-    labels: list[str] = []
-    used = skipped = 0
-    for gray, box, text in plates:
-        found = plate_samples(gray, text, region, box, thresholds, model)
-        if found is None:
-            skipped += 1
-            continue
-        used += 1
-        for char, label in zip(found.chars, found.labels, strict=True):
-            if label == REJECT and rng.random() > REJECT_KEEP:
-                continue
-            copies = [char, *jitter(char, rng, augment)] if augment else [char]
-            chars.extend(copies)
-            labels.extend([label] * len(copies))
-    return TrainingSet(char_vectors(chars), np.array(labels), used, skipped)
+    rows_of = functools.partial(
+        plate_rows,
+        region=region,
+        augment=augment,
+        seed=seed,
+        model=model,
+        thresholds=thresholds,
+        load_plate=load_plate,
+    )
+    numbered = list(enumerate(plates))
+    found = [r for r in map_plates(rows_of, numbered) if r is not None]
+    X = np.vstack([x for x, _ in found]) if found else char_vectors([])
+    y = np.concatenate([labels for _, labels in found]) if found else np.array([], str)
+    return TrainingSet(X, y, len(found), len(numbered) - len(found))
 
 
 def fit_char_model(
@@ -201,28 +249,44 @@ def fit_char_model(
     settings: Settings | None = None,
     augment: int = 2,
     seed: int = 0,
+    map_plates=sequential_map,
+    load_plate=as_plate,
     **classifier_params,
 ):
     """A character classifier fitted on ``plates`` (triples of grey image, box or None,
-    text), with the TrainingSet of its final round.
+    text, or references that ``load_plate`` turns into such triples), with the TrainingSet
+    of its final round.
 
     Two rounds: the first model learns from plates that segment into exactly their label's
     length; it then aligns the plates with a few pieces too many, and the second model learns
     from both (about 20% more plates on the US crops). Where ``plates`` hold labeled scenes,
     a plate verifier (``verify.fit_plate_verifier``) is fitted too and kept on the model.
+    The per-plate work (segmenting, describing) goes through ``map_plates(fn, items)``, which
+    returns ``[fn(item) for item in items]`` and may compute it elsewhere (a Dask cluster);
+    the models are fitted here.
     """
     plates = list(plates)
     settings = settings or Settings()
-    first = training_set(plates, region, augment, seed, thresholds=settings.thresholds)
+    rounds = functools.partial(
+        training_set,
+        plates,
+        region,
+        augment,
+        seed,
+        thresholds=settings.thresholds,
+        map_plates=map_plates,
+        load_plate=load_plate,
+    )
+    first = rounds()
     if len(set(first.y)) < 2:
         raise ValueError(
             f"too little training data: {first.plates_used} of "
             f"{first.plates_used + first.plates_skipped} plates gave characters"
         )
     model = build_classifier(seed=seed, **classifier_params).fit(first.X, first.y)
-    final = training_set(plates, region, augment, seed, model=model, thresholds=settings.thresholds)
+    final = rounds(model=model)
     model = build_classifier(seed=seed, **classifier_params).fit(final.X, final.y)
-    verifier = fit_plate_verifier(plates, region, seed)
+    verifier = fit_plate_verifier(plates, region, seed, map_plates, load_plate)
     if verifier is not None:
         model.plate_verifier_ = verifier
     return model, final

@@ -13,6 +13,7 @@ character model as the attribute ``plate_verifier_`` so it travels with a model 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import cv2
@@ -89,16 +90,26 @@ def training_rows(
     return candidate_features(gray, chosen), np.array(labels)
 
 
-def fit_plate_verifier(plates: Iterable, region: RegionConfig, seed: int = 0) -> Pipeline | None:
+def scene_rows(plate, region: RegionConfig, load_plate=None):
+    """``training_rows`` of a labeled scene (``load_plate(plate)`` gives its grey image, box
+    and text), or None for a plate crop (no box)."""
+    gray, box, _ = load_plate(plate) if load_plate else plate
+    return None if box is None else training_rows(gray, box, region)
+
+
+def fit_plate_verifier(
+    plates: Iterable, region: RegionConfig, seed: int = 0, map_plates=None, load_plate=None
+) -> Pipeline | None:
     """A plate verifier fitted on the scenes among ``plates`` (triples of grey image, box or
-    None, text); None when they hold no scene with both plate and non-plate candidates."""
-    X, y = [], []
-    for gray, box, _ in plates:
-        if box is None:
-            continue
-        rows, labels = training_rows(gray, box, region)
-        X.append(rows)
-        y.append(labels)
+    None, text, or references ``load_plate`` turns into them); None when they hold no scene
+    with both plate and non-plate candidates. ``map_plates(fn, items)`` returns
+    ``[fn(item) for item in items]`` (default: in this process)."""
+    rows_of = functools.partial(scene_rows, region=region, load_plate=load_plate)
+    items = list(plates)
+    found = map_plates(rows_of, items) if map_plates else [rows_of(p) for p in items]
+    found = [r for r in found if r is not None]
+    X = [rows for rows, _ in found]
+    y = [labels for _, labels in found]
     if not X or len(set(np.concatenate(y))) < 2:
         return None
     model = Pipeline(

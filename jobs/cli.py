@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--eval", nargs="+", type=Path, metavar="DATA", help="folders to compare on (--promote)"
     )
+    cluster = train.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="cut and describe characters on this Dask scheduler's workers, tcp://HOST:8786 "
+        "(default: in this process)",
+    )
+    cluster.add_argument(
+        "--workers", type=positive_int, help="cut and describe characters on N local workers"
+    )
 
     models = sub.add_parser("models", help="list, promote and compare registered versions")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=Parser)
@@ -224,6 +234,8 @@ def cmd_train(args) -> int:
         seed=args.seed,
         promote=args.promote,
         eval_dirs=args.eval,
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     print(f"model {result.model_uri}" + (" (champion)" if result.champion else ""))
     if result.promotion:

@@ -43,6 +43,32 @@ def test_train_prints_the_model_uri_and_metrics(workdir, synthetic, anpr):
     assert status == 0 and "models:/anpr-char-classifier-us/2\n" in out
 
 
+def test_train_on_local_workers_registers_the_model_training_in_process_gives(
+    workdir, synthetic, anpr, trained
+):
+    from mlflow import MlflowClient
+
+    status, out, _ = anpr("train", synthetic["crops"], synthetic["scenes"], "--workers", "2")
+    assert status == 0, out
+    assert "models:/anpr-char-classifier-us/1 (champion)" in out
+    run_id = out.split("run ")[1].split()[0]
+    run = MlflowClient().get_run(run_id)
+    assert run.data.params["feature_extraction"] == "local cluster (2 workers)"
+    in_process = trained["result"]  # the same data and seed, trained in this process
+    assert (
+        MlflowClient(trained["uri"]).get_run(in_process.run_id).data.params["feature_extraction"]
+        == "in-process"
+    )
+    figures = {k: v for k, v in run.data.metrics.items() if not k.endswith("ms_per_image")}
+    assert figures == {k: v for k, v in in_process.metrics.items() if k in figures}
+    assert len(figures) > 10 and "holdout_plate_accuracy" in figures
+
+
+def test_train_takes_a_scheduler_or_local_workers_not_both(workdir, synthetic, anpr):
+    status, _, err = anpr("train", synthetic["crops"], "--workers", "2", "--scheduler", "x:1")
+    assert status != 0 and "not allowed with argument" in err
+
+
 def test_evaluate_json_has_exactly_the_documented_keys(use_trained, synthetic, anpr):
     status, out, _ = anpr("evaluate", synthetic["crops"], "--json")
     figures = json.loads(out)

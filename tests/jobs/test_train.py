@@ -99,3 +99,26 @@ def test_the_fingerprint_follows_the_data_not_where_it_lives(synthetic, tmp_path
     image.write_bytes(image.read_bytes() + b"\0")
     changed = data_fingerprint(read_folders([synthetic["crops"], moved / "scenes"]))
     assert changed["data_sha256"] != original["data_sha256"]
+
+
+def test_a_local_cluster_gives_the_samples_and_model_of_training_in_process(synthetic):
+    import numpy as np
+
+    from anpr_core.config import load_region
+    from anpr_core.verify import plate_verifier
+    from jobs.train import cluster_client, fit_model, read_folders
+
+    folders = read_folders([synthetic["crops"], synthetic["scenes"]])
+    items = [item for folder in folders for item in folder.train]
+    region, settings = load_region("us"), Settings()
+    here_model, here = fit_model(items, region, settings, 2, 0, None)
+    with cluster_client(None, 2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        there_model, there = fit_model(items, region, settings, 2, 0, client)
+    assert here.summary() == there.summary() and here.plates_used > 0
+    assert np.array_equal(here.X, there.X) and np.array_equal(here.y, there.y)
+    assert np.array_equal(here_model.predict(here.X), there_model.predict(here.X))
+    assert np.array_equal(here_model.predict_proba(here.X), there_model.predict_proba(here.X))
+    verifiers = plate_verifier(here_model), plate_verifier(there_model)
+    assert verifiers[0] is not None and verifiers[1] is not None
+    assert np.array_equal(verifiers[0][-1].coef_, verifiers[1][-1].coef_)
