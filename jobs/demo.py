@@ -190,7 +190,8 @@ def run_demo(
     say(f"   archive     {archive_dir}  (truth: {workdir / 'archive_truth.csv'})")
     say(f"   reads       {reads_dir}  (Parquet, partitioned by capture_date)")
     say(f"               python -c \"import pandas; print(pandas.read_parquet('{reads_dir}'))\"")
-    say(f"               duckdb -c \"select * from read_parquet('{reads_dir}/*/*.parquet')\"")
+    sql = f"select status, count(*) from read_parquet('{reads_dir}/*/*.parquet') group by 1"
+    say(f'               python -c "import duckdb; print(duckdb.sql(\\"{sql}\\"))"')
     say(f"   tickets     {tickets_dir}  (citations/, review/, duplicates/, rejected/, crops/)")
     say(f"   review page {night['outputs']['page']}  (open it in a browser, offline)")
     say(f"   MLflow UI   mlflow ui --backend-store-uri {store}")
