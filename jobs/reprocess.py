@@ -18,20 +18,18 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import dask
 import pyarrow as pa
-from distributed import Client, LocalCluster, WorkerPlugin
+from distributed import WorkerPlugin
 
 from anpr_core.errors import AnprError, ImageError
 from anpr_core.pipeline import recognize
 from jobs.capture import Capture, capture_of, compile_key_pattern
 from jobs.models import Recognizer
-from jobs.runtime import single_threaded_process, steady_allocator
+from jobs.runtime import cluster_client, single_threaded_process, steady_allocator
 from jobs.storage import (
     MAX_IMAGE_BYTES,
     NULL_PARTITION,
@@ -53,10 +51,6 @@ DEFAULT_PARTITION_SIZE = 200
 FETCH_BATCH = 16  # images held in memory at once per task: bounds a worker's peak memory
 PROGRESS_DIR = "_progress"
 RUNS_DIR = "_runs"
-
-# The environment of local worker processes: Dask's default minus MALLOC_TRIM_THRESHOLD_=65536
-# (see jobs.runtime.steady_allocator, which the worker plugin also applies on any cluster).
-WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 # The per-worker model cache: the one piece of module state, filled once per worker process by
 # RecognizerPlugin.setup and read by every task on that worker.
@@ -485,28 +479,11 @@ def run_partitions(client, todo, ctx: TaskContext, options, progress) -> list[di
     return results
 
 
-@contextmanager
-def dask_client(options: ReprocessOptions) -> Iterator[Client]:
-    """A Dask client: the given scheduler, else ``DASK_SCHEDULER_ADDRESS``, else a
-    LocalCluster of single-threaded worker processes (one per core by default)."""
+def dask_client(options: ReprocessOptions):
+    """A Dask client (a context manager): the given scheduler, else ``DASK_SCHEDULER_ADDRESS``,
+    else a LocalCluster of single-threaded worker processes (one per core by default)."""
     address = options.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if address:
-        try:
-            client = Client(address, timeout="15s")
-        except OSError as exc:
-            raise AnprError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
-        with client:
-            yield client
-        return
-    workers = options.workers or os.cpu_count() or 1
-    with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}),
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+    return cluster_client(address, options.workers)
 
 
 def peak_rss_mib() -> float:

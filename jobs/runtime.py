@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from threadpoolctl import threadpool_limits
+
+from anpr_core.errors import AnprError
+
+# The environment of local worker processes: Dask's default minus MALLOC_TRIM_THRESHOLD_=65536
+# (see steady_allocator, which the reprocess worker plugin also applies on any cluster).
+WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
 
 
 def blas_threads(limit: int | None = 1):
@@ -52,3 +62,31 @@ def steady_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 <<
         )
     except (OSError, AttributeError):
         return False
+
+
+@contextmanager
+def cluster_client(scheduler: str | None, workers: int | None = None) -> Iterator:
+    """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` single-threaded
+    worker processes (one per core by default); AnprError when the scheduler does not answer."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="15s")
+        except OSError as exc:
+            raise AnprError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+        with client:
+            yield client
+        return
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}),
+        LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

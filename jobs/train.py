@@ -16,7 +16,7 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +26,11 @@ from anpr_core import datasets
 from anpr_core.classify import REJECT
 from anpr_core.config import RegionConfig, load_region
 from anpr_core.datasets import LabeledImage
-from anpr_core.errors import AnprError
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import fit_char_model, training_set
 from jobs import compare, models, reports
-from jobs.runtime import blas_threads, single_threaded_process
+from jobs.runtime import blas_threads, cluster_client, single_threaded_process
 from jobs.storage import load_gray
 
 DEFAULT_EXPERIMENT = "anpr-train"
@@ -141,30 +140,6 @@ class ClusterMap:
             return [result for chunk in self.client.gather(futures) for result in chunk]
         finally:
             self.client.cancel([*futures, on_workers])
-
-
-@contextmanager
-def cluster_client(scheduler: str | None, workers: int | None) -> Iterator[object]:
-    """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` one-threaded
-    worker processes. (Unlike the batch jobs, DASK_SCHEDULER_ADDRESS is not read: training
-    uses a cluster only when asked to.)"""
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="15s")
-        except OSError as exc:
-            raise AnprError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-        with client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 def where_extracted(client, scheduler: str | None) -> str:
