@@ -79,3 +79,16 @@ def odd_images(scene) -> dict[str, tuple[bytes, str]]:
         ),
         "cam09/2026/10/05/exif-rotated.jpg": (rotated.getvalue(), "read"),
     }
+
+
+def assert_one_row_per_key(rows, expected: dict) -> None:
+    """Nothing; fails unless every key has exactly one row (a pandas DataFrame of reads) with
+    the status it should have."""
+    assert rows["image_key"].is_unique
+    assert sorted(rows["image_key"]) == sorted(expected)
+    for row in rows.itertuples():
+        want = expected[row.image_key]
+        if want == "read":
+            assert row.status in ("ok", "no_plate"), (row.image_key, row.error)
+        else:
+            assert row.status == "error" and row.error.startswith(want.split(":")[1]), row

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from support import odd_images
+from support import assert_one_row_per_key, odd_images
 
 from anpr_core.config import load_region
 from anpr_core.synth import synth_scene
@@ -62,18 +62,6 @@ def on_stack(s3_dask_stack, trained, monkeypatch, tmp_path):
 def read_back(stack, url: str) -> pd.DataFrame:
     """The reads dataset at ``url`` in the S3 server, as pandas reads it."""
     return pd.read_parquet(url, storage_options=stack.storage_options)
-
-
-def assert_one_row_per_key(rows: pd.DataFrame, expected: dict) -> None:
-    """Nothing; fails unless every key has exactly one row, with the status it should have."""
-    assert rows["image_key"].is_unique
-    assert sorted(rows["image_key"]) == sorted(expected)
-    for row in rows.itertuples():
-        want = expected[row.image_key]
-        if want == "read":
-            assert row.status in ("ok", "no_plate"), (row.image_key, row.error)
-        else:
-            assert row.status == "error" and row.error.startswith(want.split(":")[1]), row
 
 
 def markers(stack, url: str) -> list[str]:

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from support import odd_images
+from support import assert_one_row_per_key, odd_images
 
 from anpr_core.config import load_region
 from anpr_core.errors import AnprError
@@ -50,13 +50,7 @@ def test_every_image_gets_one_row_with_its_status(use_trained, archive, anpr, tm
     assert status == 0, err
     rows = read_rows(out)
     expected = archive["expected"]
-    assert sorted(rows["image_key"]) == sorted(expected)  # one row per key, none missing
-    for row in rows.itertuples():
-        want = expected[row.image_key]
-        if want == "read":
-            assert row.status in ("ok", "no_plate"), (row.image_key, row.error)
-        else:
-            assert row.status == "error" and row.error.startswith(want.split(":")[1]), row
+    assert_one_row_per_key(rows, expected)
     assert set(rows["model_version"]) == {"1"} and rows["run_id"].nunique() == 1
     assert set(rows["model_name"]) == {"anpr-char-classifier-us"}
     rotated = rows[rows["image_key"].str.endswith("exif-rotated.jpg")].iloc[0]
