@@ -32,6 +32,7 @@ MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
 FALLBACK_PRIOR = 0.7  # score factor for the thresholds after the first in Settings
+PLATE_MARGIN = 0.08  # a plate's margin around its characters, as a fraction of their span
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Settings:
     min_read_score: float = 0.15
     top_k: int = 5
     refine_top: int = 5  # candidates re-read in a quad redrawn around their characters
+    # How far the redrawn quads reach past the characters' plate on each side, in character
+    # pitches: not at all, and far enough to take back an end character the first read lost.
+    refine_reaches: tuple[float, ...] = (0.0, 1.0)
     good_read_score: float = 0.9  # a read this sure stops trying other cuts of its candidate
 
     def to_dict(self) -> dict:
@@ -200,29 +204,40 @@ def read_candidates(
     return best
 
 
-def refined_candidate(candidate: Candidate, read: Read, hypothesis: Hypothesis, region, shape):
-    """The candidate redrawn around the characters its read kept.
+def refined_candidate(
+    candidate: Candidate, read: Read, hypothesis: Hypothesis, region, shape, reach: float = 0
+):
+    """The candidate redrawn around the characters its read kept; its quad (what is read)
+    reaches ``reach`` character pitches further on each side than its box (the plate).
 
     Morphology blobs often take in a plate's frame or the dark recess around it; the
-    characters themselves say where the plate is, and a tighter quad reads better.
+    characters themselves say where the plate is, and a tighter quad reads better. A read
+    that lost an end character (joined to the frame, or cut by the quad) keeps the others
+    only, and a quad that reaches past them takes it back.
     """
     boxes = [hypothesis.chars[i].box for i in read.kept]
-    quad = plate_around_chars(candidate.quad, boxes, region.plate_aspect)
-    box = quad_box(np.asarray(quad, np.float32), shape)
+    plate = plate_around_chars(candidate.quad, boxes, region.plate_aspect, PLATE_MARGIN)
+    margin = PLATE_MARGIN + reach / len(boxes)
+    quad = plate_around_chars(candidate.quad, boxes, region.plate_aspect, margin)
+    box = quad_box(np.asarray(plate, np.float32), shape)
     return Candidate(box, quad, candidate.score, hypothesis.polarity)
 
 
 def refine(gray, candidates, best, model, classes, region, settings, timer) -> None:
     """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
-    best-read candidates by its redrawn self (``refined_candidate``) where that reads at
-    least as well."""
+    best-read candidates by its redrawn self (``refined_candidate``, one per reach of
+    ``settings.refine_reaches``) where that reads at least as well."""
     top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
     top = top[: settings.refine_top]
-    refined = [refined_candidate(candidates[i], *best[i], region, gray.shape) for i in top]
-    again = read_candidates(gray, refined, model, classes, region, settings, timer)
-    for j, index in enumerate(top):
+    refined = [
+        (index, refined_candidate(candidates[index], *best[index], region, gray.shape, reach))
+        for reach in settings.refine_reaches
+        for index in top
+    ]
+    again = read_candidates(gray, [c for _, c in refined], model, classes, region, settings, timer)
+    for j, (index, candidate) in enumerate(refined):
         if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
-            candidates[index] = refined[j]
+            candidates[index] = candidate
             best[index] = again[j]
 
 

@@ -38,11 +38,12 @@ def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndar
 
 
 def plate_around_chars(
-    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08
+    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08, reach: float = 0
 ) -> Quad:
     """The plate quadrilateral, in scene coordinates, around characters found in the
     rectified ``quad``: as wide as the characters plus ``margin`` on each side, as high as
-    the region's plate aspect makes it, centred on the character row."""
+    the region's plate aspect makes it, centred on the character row; ``reach`` (a fraction
+    of the characters' span) widens it on each side without making it higher."""
     matrix, _ = rectify_transform(quad)
     x0 = min(b[0] for b in char_boxes)
     x1 = max(b[0] + b[2] for b in char_boxes)
@@ -50,6 +51,7 @@ def plate_around_chars(
     y1 = max(b[1] + b[3] for b in char_boxes)
     width = (x1 - x0) * (1 + 2 * margin)
     height = max(width / plate_aspect, (y1 - y0) * 1.2)
+    width += 2 * reach * (x1 - x0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     corners = np.array(
         [
@@ -261,6 +263,30 @@ def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> 
     return clipped
 
 
+def erase_frame_lines(
+    binary: np.ndarray, band: tuple[int, int], vertical: float = 1.4, horizontal: float = 2.5
+) -> np.ndarray:
+    """``binary`` without straight runs of ink too long to belong to one character.
+
+    A plate's frame (its printed border or the holder's edge) often touches the first or
+    last character or the row's top or bottom, and joined to the frame a character fails
+    every test of a character. No stroke of a character runs straight for more than the
+    character height (``vertical`` times the band's height, down a column) or the width of
+    two characters (``horizontal`` times it, along a row), so ink in such runs is the
+    frame's.
+    """
+    size = band[1] - band[0]
+    runs = np.zeros_like(binary)
+    for kernel in ((1, int(vertical * size)), (int(horizontal * size), 1)):
+        if size > 0 and kernel[0] < binary.shape[1] and kernel[1] < binary.shape[0]:
+            element = cv2.getStructuringElement(cv2.MORPH_RECT, kernel)
+            runs |= cv2.morphologyEx(binary, cv2.MORPH_OPEN, element)
+    if not runs.any():
+        return binary
+    runs = cv2.dilate(runs, np.ones((3, 3), np.uint8))
+    return cv2.bitwise_and(binary, cv2.bitwise_not(runs))
+
+
 def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35) -> bool:
     """Whether a thin piece is a cut of a longer vertical line: a frame edge or a bolt strip.
 
@@ -289,7 +315,7 @@ def segment_plate(
     boxes = row_boxes(binary, region)
     band = character_band(boxes) or band_from_profile(binary, region)
     if band is not None:
-        clipped = clip_to_band(binary, band)
+        clipped = clip_to_band(erase_frame_lines(binary, band), band)
         banded = [b for b in row_boxes(clipped, region) if not is_vertical_line(binary, b)]
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded

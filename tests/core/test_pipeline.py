@@ -8,9 +8,10 @@ from anpr_core.classify import build_classifier
 from anpr_core.config import load_region
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import evaluate_image, summarize
-from anpr_core.pipeline import recognize, recognize_crop, to_gray
+from anpr_core.pipeline import Settings, analyze, recognize, recognize_crop, to_gray
+from anpr_core.records import Candidate
 from anpr_core.samples import training_set
-from anpr_core.synth import synth_crops, synth_scenes
+from anpr_core.synth import synth_crops, synth_plate, synth_scenes
 
 
 def _gray(image):
@@ -94,3 +95,31 @@ def test_unusual_but_valid_images_are_read():
     assert np.array_equal(to_gray(cv2.cvtColor(base, cv2.COLOR_BGR2BGRA)), expected)
     assert to_gray(expected.astype(np.uint16) * 257).tolist() == expected.tolist()
     assert to_gray(expected[:, :, None]).shape == expected.shape
+
+
+def _clipped_candidate(seed: int, text: str):
+    """A synthetic plate on a plain background and a candidate whose quad cuts through the
+    plate's first character (as a localization blob that missed it would)."""
+    region = load_region("us")
+    plate = synth_plate(np.random.default_rng(seed), region, text)
+    gray = _gray(plate.image)
+    h, w = gray.shape
+    scene = np.full((h + 200, w + 300), 90, np.uint8)
+    ox, oy = 150, 100
+    scene[oy : oy + h, ox : ox + w] = gray
+    first = plate.char_boxes[0]
+    x0, x1 = ox + first[0] + first[2] * 0.5, ox + w - 1.0
+    quad = ((x0, oy), (x1, oy), (x1, oy + h - 1.0), (x0, oy + h - 1.0))
+    return scene, Candidate((int(x0), oy, int(x1 - x0), h), quad, 1.0)
+
+
+def test_a_quad_that_cuts_the_first_character_still_reads_the_whole_plate(us_model):
+    region = load_region("us")
+    for seed, text in [(1, "KC4Z3X"), (3, "HH9G5W"), (4, "AB1234"), (5, "XYZ789")]:
+        scene, candidate = _clipped_candidate(seed, text)
+        reads = analyze(scene, us_model, region, candidates=[candidate]).reads
+        assert reads and reads[0].text == text
+        # without reaching past the characters read, the cut character stays lost
+        tight = Settings(refine_reaches=(0.0,))
+        reads = analyze(scene, us_model, region, tight, candidates=[candidate]).reads
+        assert reads and reads[0].text == text[1:]

@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anpr_core.config import load_region
-from anpr_core.segment import PLATE_HEIGHT, drop_distant_ends, rectify, segment_plate
+from anpr_core.segment import (
+    PLATE_HEIGHT,
+    drop_distant_ends,
+    erase_frame_lines,
+    rectify,
+    segment_plate,
+)
 from anpr_core.synth import synth_crops, synth_plate
 
 
@@ -81,3 +87,41 @@ def test_a_distant_end_piece_is_dropped_only_where_the_region_says_so():
     assert drop_distant_ends(row, 2.0) == row[1:]  # a band 32 px away; characters 6 px apart
     assert drop_distant_ends(row, 0.0) == row
     assert drop_distant_ends(row[1:], 2.0) == row[1:]
+
+
+def _framed_plate(text: str, seed: int) -> tuple[np.ndarray, list]:
+    """A grey synthetic plate at PLATE_HEIGHT rows with a dark frame drawn tight around its
+    characters, touching the first and the last, and its character boxes."""
+    region = load_region("us")
+    plate = synth_plate(np.random.default_rng(seed), region, text)
+    scale = PLATE_HEIGHT / plate.image.shape[0]
+    gray = cv2.resize(_gray(plate.image), None, fx=scale, fy=scale)
+    boxes = [tuple(int(round(v * scale)) for v in b) for b in plate.char_boxes]
+    x0, y0 = boxes[0][0], min(b[1] for b in boxes)
+    x1 = boxes[-1][0] + boxes[-1][2]
+    y1 = max(b[1] + b[3] for b in boxes)
+    ink = int(np.percentile(gray, 2))
+    cv2.rectangle(gray, (x0 - 3, y0 - 8), (x1 + 2, y1 + 8), ink, 4)
+    return gray, boxes
+
+
+def test_characters_touching_the_plate_frame_are_cut_out():
+    region = load_region("us")
+    for seed, text in enumerate(["KC4Z3X", "HH9G5W", "AWM7040"], start=1):
+        gray, boxes = _framed_plate(text, seed)
+        chars = segment_plate(gray, region)
+        assert len(chars) == len(text), (text, [c.box for c in chars])
+        # the first and last pieces are the end characters themselves, not the frame
+        assert abs(chars[0].box[0] - boxes[0][0]) <= 3
+        assert abs(chars[-1].box[0] + chars[-1].box[2] - boxes[-1][0] - boxes[-1][2]) <= 3
+
+
+def test_frame_lines_are_erased_and_character_strokes_kept():
+    binary = np.zeros((80, 200), np.uint8)
+    binary[5:75, 10:14] = 255  # a frame side, longer than any character
+    binary[20:60, 14:18] = 255  # the stem of a character touching it
+    binary[20:60, 60:64] = 255  # a free-standing 1
+    erased = erase_frame_lines(binary, (20, 60))
+    assert not erased[5:75, 10:13].any()
+    assert erased[20:60, 60:64].all()
+    assert erased[25:55, 15:18].all()
