@@ -32,6 +32,7 @@ MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
 FALLBACK_PRIOR = 0.7  # score factor for the thresholds after the first in Settings
+WHOLE_READ = 6  # characters from which a read counts as a whole plate in ranking
 PLATE_MARGIN = 0.08  # a plate's margin around its characters, as a fraction of their span
 
 
@@ -242,8 +243,10 @@ def refine(gray, candidates, best, model, classes, region, settings, timer) -> N
 
 
 def _read_rank(read: Read) -> float:
-    """How much a read looks like a real plate: per-piece score times characters found."""
-    return read.score * min(1.0, len(read.text) / 5)
+    """How much a read looks like a real plate: per-piece score times characters found, up
+    to ``WHOLE_READ`` (a read that dropped a plate's first or last character as "not a
+    character" costs little in its per-piece score, and competes with the whole read)."""
+    return read.score * min(1.0, len(read.text) / WHOLE_READ)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,20 @@ import cv2
 import numpy as np
 import pytest
 
-from anpr_core.classify import build_classifier
-from anpr_core.config import load_region
+from anpr_core.classify import REJECT, build_classifier
+from anpr_core.config import ALPHABET, load_region
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import evaluate_image, summarize
-from anpr_core.pipeline import Settings, analyze, recognize, recognize_crop, to_gray
-from anpr_core.records import Candidate
+from anpr_core.pipeline import (
+    Hypothesis,
+    Settings,
+    analyze,
+    best_reads,
+    recognize,
+    recognize_crop,
+    to_gray,
+)
+from anpr_core.records import Candidate, CharImage
 from anpr_core.samples import training_set
 from anpr_core.synth import synth_crops, synth_plate, synth_scenes
 
@@ -123,3 +131,23 @@ def test_a_quad_that_cuts_the_first_character_still_reads_the_whole_plate(us_mod
         tight = Settings(refine_reaches=(0.0,))
         reads = analyze(scene, us_model, region, tight, candidates=[candidate]).reads
         assert reads and reads[0].text == text[1:]
+
+
+def _piece_probs(text: str, sure: float, classes: list[str]) -> np.ndarray:
+    """Class probabilities of pieces that are each ``text``'s character with ``sure``."""
+    probs = np.full((len(text), len(classes)), (1 - sure) / (len(classes) - 1))
+    for i, char in enumerate(text):
+        probs[i, classes.index(char)] = sure
+    return probs
+
+
+def test_the_whole_read_beats_one_that_dropped_the_first_character():
+    region = load_region("us")
+    classes = [*ALPHABET, REJECT]
+    chars = [CharImage(np.zeros((8, 4), np.uint8), (0, 0, 4, 8))] * 6
+    whole = Hypothesis(0, "dark_on_light", chars)
+    cut = Hypothesis(0, "dark_on_light", chars)
+    best = {}
+    probs = [_piece_probs("KC4Z3X", 0.9, classes), _piece_probs("_C4Z3X", 0.99, classes)]
+    best_reads([whole, cut], probs, classes, region, Settings(), best)
+    assert best[0][0].text == "KC4Z3X"
