@@ -37,10 +37,22 @@ TRAIN_CANDIDATES = 40  # candidates per training scene
 
 def window(gray: np.ndarray, quad: Quad) -> np.ndarray:
     """The candidate ``quad`` rectified to ``WINDOW``, contrast-normalized, as float32."""
+    return normalized(window_pixels(gray, quad)[None])[0]
+
+
+def window_pixels(gray: np.ndarray, quad: Quad) -> np.ndarray:
+    """The candidate ``quad`` rectified to ``WINDOW``, as uint8."""
     plate = rectify(gray, quad, WINDOW[0] * 2)
-    small = cv2.resize(plate, (WINDOW[1], WINDOW[0]), interpolation=cv2.INTER_AREA)
-    small = small.astype(np.float32)
-    return (small - small.mean()) / (small.std() + 8.0)
+    return cv2.resize(plate, (WINDOW[1], WINDOW[0]), interpolation=cv2.INTER_AREA)
+
+
+def normalized(windows: np.ndarray) -> np.ndarray:
+    """A stack of windows, each shifted to mean 0 and divided by its spread (plus 8 grey
+    levels, so that flat windows stay flat), as float32."""
+    pixels = windows.astype(np.float32)
+    mean = pixels.mean(axis=(1, 2), keepdims=True)
+    spread = pixels.std(axis=(1, 2), keepdims=True)
+    return (pixels - mean) / (spread + 8.0)
 
 
 def candidate_features(gray: np.ndarray, candidates: Sequence[Candidate]) -> np.ndarray:
@@ -48,7 +60,7 @@ def candidate_features(gray: np.ndarray, candidates: Sequence[Candidate]) -> np.
     profiles of gradient energy, and the candidate's morphology score and relative size."""
     if not candidates:
         return np.zeros((0, feature_count()), np.float32)
-    windows = np.stack([window(gray, c.quad) for c in candidates])
+    windows = normalized(np.stack([window_pixels(gray, c.quad) for c in candidates]))
     gx = np.abs(np.diff(windows, axis=2, append=windows[:, :, -1:]))
     columns = gx.mean(axis=1).reshape(len(candidates), 8, -1).mean(axis=2)
     rows = gx.mean(axis=2).reshape(len(candidates), 6, -1).mean(axis=2)

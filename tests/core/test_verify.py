@@ -15,6 +15,7 @@ from anpr_core.verify import (
     fit_plate_verifier,
     plate_verifier,
     verified,
+    window,
 )
 
 
@@ -77,3 +78,14 @@ def test_verifier_survives_skops_with_only_sklearn_types(verifier):
     loaded = skops.io.loads(data, trusted=untrusted)
     rows = np.zeros((2, feature_count()), np.float32)
     assert np.allclose(loaded.predict_proba(rows), verifier.predict_proba(rows))
+
+
+def test_windows_are_contrast_normalized_and_flat_stays_flat():
+    gray = np.full((100, 200), 90, np.uint8)
+    gray[40:60, 50:150:10] = 20  # dark strokes on the right half of the frame only
+    quad = ((40.0, 30.0), (160.0, 30.0), (160.0, 70.0), (40.0, 70.0))
+    pixels = window(gray, quad)
+    assert pixels.dtype == np.float32 and pixels.shape == (24, 56)
+    assert abs(float(pixels.mean())) < 1e-4
+    assert pixels.std() > 0.3  # strokes stand out; the +8 grey levels keep it under 1
+    assert np.allclose(window(np.full((100, 200), 90, np.uint8), quad), 0.0)
