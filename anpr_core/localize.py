@@ -63,9 +63,7 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     grad = cv2.convertScaleAbs(cv2.absdiff(sobel, 0), alpha=255.0 / peak, beta=-0.5)
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
-    # Otsu's level from every other row and column: the histogram is the costly part
-    level, _ = cv2.threshold(grad[::2, ::2].copy(), 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    _, mask = cv2.threshold(grad, level, 255, cv2.THRESH_BINARY)
+    _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(3, 3))
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(ph * 0.5, ph * 0.3))
 
@@ -193,39 +191,16 @@ def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidat
     return [candidates[i] for i in kept]
 
 
-def resized(gray: np.ndarray, scale: float, halves: list[np.ndarray]) -> np.ndarray:
-    """``gray`` resized by ``scale``: shrunk by exact halvings first, then by a bilinear step
-    of at most two; ``halves`` holds ``gray`` and the halvings made so far, for reuse.
-
-    Area interpolation by a non-integer factor costs as much as the whole morphology at that
-    scale; halving (a mean of 2x2 pixels) is cheap, and a bilinear shrink by less than two
-    hardly aliases.
-    """
-    if scale >= 1.0:
-        if scale == 1.0:
-            return gray
-        return cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    level = 0
-    while scale <= 0.5 ** (level + 1) and min(halves[level].shape) >= 2:
-        if level + 1 == len(halves):
-            src = halves[level]
-            half = (src.shape[1] // 2, src.shape[0] // 2)
-            halves.append(cv2.resize(src, half, interpolation=cv2.INTER_AREA))
-        level += 1
-    if halves[level].shape[::-1] == size:
-        return halves[level]
-    return cv2.resize(halves[level], size, interpolation=cv2.INTER_LINEAR)
-
-
 def localize_plates(
     gray: np.ndarray, region: RegionConfig, max_candidates: int = 10
 ) -> list[Candidate]:
     """Plate candidates in a grey scene, best first, at most ``max_candidates``."""
     found: list[Blob] = []
-    halves = [gray]
     for scale in plate_scales(gray.shape, region):
-        small = resized(gray, scale, halves)
+        small = gray
+        if scale != 1.0:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
         for polarity in region.polarity:
             mask = text_blobs(small, polarity)
             found.extend(plate_blobs(mask, scale, gray.shape, region, polarity))
