@@ -153,3 +153,12 @@ def verified(gray: np.ndarray, candidates: list[Candidate], verifier) -> list[Ca
         for c, p in zip(candidates, probability, strict=True)
     ]
     return sorted(rescored, key=lambda c: c.score, reverse=True)
+
+
+def worth_reading(
+    ranked: list[Candidate], min_probability: float
+) -> tuple[list[Candidate], list[Candidate]]:
+    """(worth reading, not): of verifier-ranked candidates, the best and every other one the
+    verifier gives at least ``min_probability`` of being a plate, then the rest."""
+    likely = 1 + sum(c.score >= min_probability for c in ranked[1:])
+    return ranked[:likely], ranked[likely:]

@@ -8,6 +8,7 @@ import skops.io
 from anpr_core.config import load_region
 from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
+from anpr_core.records import Candidate
 from anpr_core.synth import synth_scenes
 from anpr_core.verify import (
     candidate_features,
@@ -16,6 +17,7 @@ from anpr_core.verify import (
     plate_verifier,
     verified,
     window,
+    worth_reading,
 )
 
 
@@ -56,6 +58,19 @@ def test_verified_scores_are_probabilities_best_first(verifier, region):
     scores = [c.score for c in ranked]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_only_the_best_and_likely_plates_are_worth_reading():
+    def cand(score):
+        return Candidate((0, 0, 10, 5), ((0, 0), (10, 0), (10, 5), (0, 5)), score)
+
+    ranked = [cand(0.9), cand(0.4), cand(0.05), cand(0.01)]
+    read, unread = worth_reading(ranked, 0.1)
+    assert [c.score for c in read] == [0.9, 0.4]
+    assert [c.score for c in unread] == [0.05, 0.01]
+    read, unread = worth_reading([cand(0.02), cand(0.01)], 0.1)
+    assert [c.score for c in read] == [0.02] and len(unread) == 1  # the best is always read
+    assert worth_reading([], 0.1) == ([], [])
 
 
 def test_features_have_a_fixed_width(region):
