@@ -25,7 +25,7 @@ from anpr_core.metrics import iou
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
-from anpr_core.verify import plate_verifier, verified
+from anpr_core.verify import plate_verifier, verified, worth_reading
 
 PIPELINE_VERSION = "0.1.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
@@ -42,9 +42,11 @@ class Settings:
 
     max_candidates: int = 20  # candidates read (segmented and classified) without a verifier
     # With a plate verifier in the model, localization proposes ``verify_candidates`` and the
-    # ``verified_candidates`` the verifier finds likeliest are read.
+    # ``verified_candidates`` the verifier finds likeliest are read; after the likeliest, only
+    # those it gives at least ``min_plate_probability`` (reading is the costly part).
     verify_candidates: int = 40
     verified_candidates: int = 3
+    min_plate_probability: float = 0.1
     # Binarizations tried on each candidate, as (neighbourhood / plate height, grey levels
     # below the local mean after contrast stretch): a fine one that keeps sharp characters
     # apart, and a coarse one that keeps the strokes of small, blurred plates whole.
@@ -270,6 +272,7 @@ def analyze(
     timer = timer or StageTimer()
     classes = model_classes(model)
     gray = to_gray(image)
+    unread: list[Candidate] = []
     if candidates is None:
         verifier = plate_verifier(model)
         with timer.stage("localize"):
@@ -278,6 +281,8 @@ def analyze(
         with timer.stage("verify"):
             keep = settings.verified_candidates if verifier else settings.max_candidates
             candidates = verified(gray, candidates, verifier)[:keep]
+            if verifier:
+                candidates, unread = worth_reading(candidates, settings.min_plate_probability)
     candidates = list(candidates)
     best = read_candidates(gray, candidates, model, classes, region, settings, timer)
     refine(gray, candidates, best, model, classes, region, settings, timer)
@@ -294,7 +299,7 @@ def analyze(
         if all(iou(plate.box, kept.box) < 0.3 for kept in reads):
             reads.append(plate)
             read_from.append(index)
-    rest = [c for i, c in enumerate(candidates) if i not in read_from]
+    rest = [c for i, c in enumerate(candidates) if i not in read_from] + unread
     return Recognition(reads, [candidates[i] for i in read_from] + rest)
 
 

@@ -37,10 +37,22 @@ TRAIN_CANDIDATES = 40  # candidates per training scene
 
 def window(gray: np.ndarray, quad: Quad) -> np.ndarray:
     """The candidate ``quad`` rectified to ``WINDOW``, contrast-normalized, as float32."""
+    return normalized(window_pixels(gray, quad)[None])[0]
+
+
+def window_pixels(gray: np.ndarray, quad: Quad) -> np.ndarray:
+    """The candidate ``quad`` rectified to ``WINDOW``, as uint8."""
     plate = rectify(gray, quad, WINDOW[0] * 2)
-    small = cv2.resize(plate, (WINDOW[1], WINDOW[0]), interpolation=cv2.INTER_AREA)
-    small = small.astype(np.float32)
-    return (small - small.mean()) / (small.std() + 8.0)
+    return cv2.resize(plate, (WINDOW[1], WINDOW[0]), interpolation=cv2.INTER_AREA)
+
+
+def normalized(windows: np.ndarray) -> np.ndarray:
+    """A stack of windows, each shifted to mean 0 and divided by its spread (plus 8 grey
+    levels, so that flat windows stay flat), as float32."""
+    pixels = windows.astype(np.float32)
+    mean = pixels.mean(axis=(1, 2), keepdims=True)
+    spread = pixels.std(axis=(1, 2), keepdims=True)
+    return (pixels - mean) / (spread + 8.0)
 
 
 def candidate_features(gray: np.ndarray, candidates: Sequence[Candidate]) -> np.ndarray:
@@ -48,7 +60,7 @@ def candidate_features(gray: np.ndarray, candidates: Sequence[Candidate]) -> np.
     profiles of gradient energy, and the candidate's morphology score and relative size."""
     if not candidates:
         return np.zeros((0, feature_count()), np.float32)
-    windows = np.stack([window(gray, c.quad) for c in candidates])
+    windows = normalized(np.stack([window_pixels(gray, c.quad) for c in candidates]))
     gx = np.abs(np.diff(windows, axis=2, append=windows[:, :, -1:]))
     columns = gx.mean(axis=1).reshape(len(candidates), 8, -1).mean(axis=2)
     rows = gx.mean(axis=2).reshape(len(candidates), 6, -1).mean(axis=2)
@@ -141,3 +153,12 @@ def verified(gray: np.ndarray, candidates: list[Candidate], verifier) -> list[Ca
         for c, p in zip(candidates, probability, strict=True)
     ]
     return sorted(rescored, key=lambda c: c.score, reverse=True)
+
+
+def worth_reading(
+    ranked: list[Candidate], min_probability: float
+) -> tuple[list[Candidate], list[Candidate]]:
+    """(worth reading, not): of verifier-ranked candidates, the best and every other one the
+    verifier gives at least ``min_probability`` of being a plate, then the rest."""
+    likely = 1 + sum(c.score >= min_probability for c in ranked[1:])
+    return ranked[:likely], ranked[likely:]

@@ -3,9 +3,9 @@ whole pipeline to decoding the same JPEG bytes with ``cv2.imdecode``.
 
     python benchmarks/pipeline_speed.py DATA [--model URI] [--region R] [--json] [--limit N]
 
-Stages: decode, localize, segment, describe (character normalization and the model's
-feature steps), classify (the model's final estimator), postprocess. Without ``--model``, the
-region's champion.
+Stages: decode, localize, verify (the plate verifier ranking the candidates, when the model
+has one), segment, describe (character normalization and the model's feature steps), classify
+(the model's final estimator), postprocess. Without ``--model``, the region's champion.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import skops.io
 from anpr_core.config import load_region
 from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
+from anpr_core.records import Candidate
 from anpr_core.synth import synth_scenes
 from anpr_core.verify import (
     candidate_features,
@@ -15,6 +16,8 @@ from anpr_core.verify import (
     fit_plate_verifier,
     plate_verifier,
     verified,
+    window,
+    worth_reading,
 )
 
 
@@ -57,6 +60,19 @@ def test_verified_scores_are_probabilities_best_first(verifier, region):
     assert all(0.0 <= s <= 1.0 for s in scores)
 
 
+def test_only_the_best_and_likely_plates_are_worth_reading():
+    def cand(score):
+        return Candidate((0, 0, 10, 5), ((0, 0), (10, 0), (10, 5), (0, 5)), score)
+
+    ranked = [cand(0.9), cand(0.4), cand(0.05), cand(0.01)]
+    read, unread = worth_reading(ranked, 0.1)
+    assert [c.score for c in read] == [0.9, 0.4]
+    assert [c.score for c in unread] == [0.05, 0.01]
+    read, unread = worth_reading([cand(0.02), cand(0.01)], 0.1)
+    assert [c.score for c in read] == [0.02] and len(unread) == 1  # the best is always read
+    assert worth_reading([], 0.1) == ([], [])
+
+
 def test_features_have_a_fixed_width(region):
     gray, _, _ = _scenes(1, 6, region)[0]
     candidates = localize_plates(gray, region, 5)
@@ -77,3 +93,14 @@ def test_verifier_survives_skops_with_only_sklearn_types(verifier):
     loaded = skops.io.loads(data, trusted=untrusted)
     rows = np.zeros((2, feature_count()), np.float32)
     assert np.allclose(loaded.predict_proba(rows), verifier.predict_proba(rows))
+
+
+def test_windows_are_contrast_normalized_and_flat_stays_flat():
+    gray = np.full((100, 200), 90, np.uint8)
+    gray[40:60, 50:150:10] = 20  # dark strokes on the right half of the frame only
+    quad = ((40.0, 30.0), (160.0, 30.0), (160.0, 70.0), (40.0, 70.0))
+    pixels = window(gray, quad)
+    assert pixels.dtype == np.float32 and pixels.shape == (24, 56)
+    assert abs(float(pixels.mean())) < 1e-4
+    assert pixels.std() > 0.3  # strokes stand out; the +8 grey levels keep it under 1
+    assert np.allclose(window(np.full((100, 200), 90, np.uint8), quad), 0.0)

@@ -1,0 +1,66 @@
+"""Localization: plate candidates in synthetic scenes, and the suppression that ranks them."""
+
+import cv2
+import numpy as np
+import pytest
+
+from anpr_core.config import load_region
+from anpr_core.localize import best_apart, localize_plates, plate_scales, suppress
+from anpr_core.metrics import iou
+from anpr_core.records import Candidate
+from anpr_core.synth import synth_scenes
+
+
+@pytest.mark.parametrize("name", ["us", "eu", "br"])
+def test_finds_the_plate_among_the_first_candidates(name):
+    region = load_region(name)
+    found = 0
+    for _, scene in synth_scenes(12, seed=21, region=region):
+        gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
+        box = scene.plates[0][0]
+        candidates = localize_plates(gray, region, 10)
+        # EU candidates hug the characters, narrower than the plate with its blue band
+        found += any(iou(c.box, box) >= 0.3 for c in candidates)
+        assert len(candidates) <= 10
+        assert all(len(c.quad) == 4 for c in candidates)
+    assert found >= 10, (name, found)
+
+
+def test_candidates_come_best_first_and_apart():
+    region = load_region("us")
+    _, scene = next(synth_scenes(1, seed=4, region=region))
+    candidates = localize_plates(cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY), region, 40)
+    scores = [c.score for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    for i, a in enumerate(candidates):
+        assert all(iou(a.box, b.box) <= 0.5 for b in candidates[i + 1 :])
+
+
+def test_a_blank_scene_has_no_candidates():
+    assert localize_plates(np.full((480, 640), 128, np.uint8), load_region("us"), 10) == []
+
+
+def test_best_apart_keeps_the_best_of_overlapping_boxes_up_to_a_limit():
+    boxes = [(0, 0, 100, 50), (5, 0, 100, 50), (300, 0, 100, 50), (600, 0, 100, 50)]
+    scores = [0.5, 0.9, 0.4, 0.7]
+    assert best_apart(boxes, scores, 0.5, 10) == [1, 3, 2]
+    assert best_apart(boxes, scores, 0.5, 2) == [1, 3]
+    assert best_apart([], [], 0.5, 10) == []
+
+
+def test_suppress_drops_candidates_overlapping_a_better_one():
+    def cand(box, score):
+        x, y, w, h = box
+        quad = ((x, y), (x + w, y), (x + w, y + h), (x, y + h))
+        return Candidate(box, quad, score)
+
+    kept = suppress([cand((0, 0, 100, 50), 0.2), cand((2, 2, 100, 50), 0.8)])
+    assert [c.score for c in kept] == [0.8]
+
+
+def test_scales_bring_expected_plates_to_the_working_height():
+    region = load_region("us")
+    scales = plate_scales((720, 1280), region)
+    assert scales == sorted(scales, reverse=True)
+    assert scales[0] == 1.0  # a large frame is never upsampled
+    assert 1.5 in plate_scales((480, 640), region)  # a small one is, for its smallest plates
