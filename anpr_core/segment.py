@@ -38,12 +38,11 @@ def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndar
 
 
 def plate_around_chars(
-    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08, reach: float = 0
+    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08
 ) -> Quad:
     """The plate quadrilateral, in scene coordinates, around characters found in the
     rectified ``quad``: as wide as the characters plus ``margin`` on each side, as high as
-    the region's plate aspect makes it, centred on the character row; ``reach`` (a fraction
-    of the characters' span) widens it on each side without making it higher."""
+    the region's plate aspect makes it, centred on the character row."""
     matrix, _ = rectify_transform(quad)
     x0 = min(b[0] for b in char_boxes)
     x1 = max(b[0] + b[2] for b in char_boxes)
@@ -51,7 +50,6 @@ def plate_around_chars(
     y1 = max(b[1] + b[3] for b in char_boxes)
     width = (x1 - x0) * (1 + 2 * margin)
     height = max(width / plate_aspect, (y1 - y0) * 1.2)
-    width += 2 * reach * (x1 - x0)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     corners = np.array(
         [
