@@ -6,7 +6,7 @@ image is ever read by a model that saw it. Prints the figures of `anpr evaluate`
 
     D=../shared/data/openalpr-benchmarks
     python benchmarks/accuracy_cv.py --region us --train $D/plates_us $D/endtoend/us \
-        --eval $D/endtoend/us [--folds 4] [--json]
+        --eval $D/endtoend/us [--folds 4] [--seed 0] [--json]
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", nargs="+", type=Path, required=True, metavar="DATA")
     parser.add_argument("--eval", nargs="+", type=Path, required=True, metavar="DATA")
     parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training's random draw: reruns show its spread"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             if fold_of(item.name, args.folds) != fold
             for box, text in item.plates
         ]
-        model, training = fit_char_model(plates, region)
+        model, training = fit_char_model(plates, region, seed=args.seed)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
         with blas_threads(1):  # as the jobs read: one BLAS thread per process
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(
         region=region.name,
         folds=args.folds,
+        seed=args.seed,
         train_plates_used=round(plates_used / max(plates_total, 1), 3),
         seconds=round(time.perf_counter() - start, 1),
     )
