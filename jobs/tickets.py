@@ -80,10 +80,19 @@ class EventsError(ValueError):
 # Schemas of the outputs (declared once, here)
 
 
+def _from_reads(*names: str) -> list[pa.Field]:
+    """Fields of the reads schema by name (top level first, else of its per-plate struct):
+    the evidence carries a read's fields with the reads' own types, so the two cannot drift."""
+    plate = READS_SCHEMA.field("plates").type.value_type
+    return [
+        READS_SCHEMA.field(name) if name in READS_SCHEMA.names else plate.field(name)
+        for name in names
+    ]
+
+
 def _evidence_schema() -> pa.Schema:
     """The schema of citations, duplicates and review rows (without the partition column)."""
     utc = pa.timestamp("us", tz="UTC")
-    alternative = pa.struct([("text", pa.string()), ("confidence", pa.float32())])
     return pa.schema(
         [
             ("citation_id", pa.string()),  # stable hash of the event (camera, event, time)
@@ -100,19 +109,9 @@ def _evidence_schema() -> pa.Schema:
             ("duplicate_of", pa.string()),  # duplicates only: the citation_id that was issued
             ("read_status", pa.string()),  # ok | no_plate | error, as in the reads
             ("read_error", pa.string()),
-            ("plate", pa.string()),
-            ("confidence", pa.float32()),
-            ("detection_score", pa.float32()),
-            ("box_x", pa.int32()),
-            ("box_y", pa.int32()),
-            ("box_w", pa.int32()),
-            ("box_h", pa.int32()),
-            ("pattern", pa.string()),  # the region pattern the plate matches, or null
-            ("alternatives", pa.list_(alternative)),
-            ("region", pa.string()),
-            ("model_name", pa.string()),
-            ("model_version", pa.string()),
-            ("pipeline_version", pa.string()),
+            *_from_reads("plate", "confidence", "detection_score"),
+            *_from_reads("box_x", "box_y", "box_w", "box_h", "pattern", "alternatives"),
+            *_from_reads("region", "model_name", "model_version", "pipeline_version"),
             ("read_run_id", pa.string()),  # the run that produced the read
             ("crop_key", pa.string()),  # the crop PNG, relative to OUTPUT_URL (null: no image)
             ("source_file", pa.string()),
