@@ -10,6 +10,7 @@ kernels always see characters of about the same size.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -48,6 +49,12 @@ def _kernel(width: float, height: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(width)), max(1, int(height))))
 
 
+def _odd(size: float) -> int:
+    """``int(size)``, made odd (a centred rect kernel then composes exactly)."""
+    n = max(1, int(size))
+    return n if n % 2 else n + 1
+
+
 def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     """Binary mask of rows of character-like marks in a grey image at working scale."""
     ph = WORK_PLATE_HEIGHT
@@ -64,8 +71,17 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     grad = cv2.GaussianBlur(grad, (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _kernel(3, 3))
-    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _kernel(ph * 0.5, ph * 0.3))
+    return open_then_close(mask, (_odd(ph * 0.5), _odd(ph * 0.3)))
+
+
+def open_then_close(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``mask`` opened by a 3x3 square (drops specks), then closed by an odd-sized (width,
+    height) rect (joins a plate's marks), in three passes instead of four: the two dilations
+    in the middle make one by a rect 2 pixels larger, exactly."""
+    width, height = size
+    mask = cv2.erode(mask, _kernel(3, 3))
+    mask = cv2.dilate(mask, _kernel(width + 2, height + 2))
+    return cv2.erode(mask, _kernel(width, height))
 
 
 def plate_rect(
@@ -106,11 +122,10 @@ def order_quad(points: np.ndarray) -> np.ndarray:
 
 def quad_box(quad: np.ndarray, shape: tuple[int, int]) -> Box:
     """Axis-aligned box of a quadrilateral, clipped to an image of ``shape``."""
-    x0, y0 = np.floor(quad.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(shape[1], x1), min(shape[0], y1)
-    return (int(x0), int(y0), int(max(0, x1 - x0)), int(max(0, y1 - y0)))
+    xs, ys = zip(*np.asarray(quad, np.float64).tolist(), strict=True)
+    x0, y0 = max(0, math.floor(min(xs))), max(0, math.floor(min(ys)))
+    x1, y1 = min(shape[1], math.ceil(max(xs))), min(shape[0], math.ceil(max(ys)))
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
 
 
 @dataclass(frozen=True)
@@ -134,30 +149,62 @@ class Blob:
 def plate_blobs(
     mask: np.ndarray, scale: float, shape: tuple[int, int], region: RegionConfig, polarity: str
 ) -> list[Blob]:
-    """The blobs of ``mask`` whose shape and size fit the region."""
+    """The blobs of ``mask`` whose shape and size fit the region.
+
+    Most blobs are specks: their rotated rects are sized up all at once, and only those that
+    fit are scored.
+    """
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    rects = [cv2.minAreaRect(contour) for contour in contours]
+    sides = np.array([rect[1] for rect in rects], np.float64)
+    w, h = sides.max(axis=1), sides.min(axis=1)
     lo_a, hi_a = region.aspect_range
     lo_w, hi_w = region.plate_width_fraction
-    found = []
-    for contour in contours:
-        rect = cv2.minAreaRect(contour)
-        w, h = sorted(rect[1], reverse=True)
-        if h < 4:
-            continue
-        plate_w = w * (1 + 2 * EXPAND_X) / scale
-        aspect = plate_w / (h * (1 + 2 * EXPAND_Y) / scale)
-        plate_h = plate_w / region.plate_aspect
-        if not (lo_a <= aspect <= hi_a and lo_w * shape[1] <= plate_w <= hi_w * shape[1]):
-            continue
-        if plate_h < MIN_PLATE_HEIGHT:
-            continue
-        fill = cv2.contourArea(contour) / max(1.0, w * h)
-        size_fit = np.exp(-abs(np.log(h / (WORK_PLATE_HEIGHT * 0.55))))
-        aspect_fit = np.exp(-abs(np.log(aspect / region.plate_aspect)))
-        score = float(fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit))
-        box = quad_box(plate_quad(rect, scale, region.plate_aspect, (0.0, 0.0)), shape)
-        found.append(Blob(box, score, rect, scale, polarity))
-    return found
+    plate_w = w * (1 + 2 * EXPAND_X) / scale
+    aspect = plate_w / np.maximum(h * (1 + 2 * EXPAND_Y) / scale, 1e-9)
+    fits = (
+        (h >= 4)
+        & (lo_a <= aspect)
+        & (aspect <= hi_a)
+        & (lo_w * shape[1] <= plate_w)
+        & (plate_w <= hi_w * shape[1])
+        & (plate_w / region.plate_aspect >= MIN_PLATE_HEIGHT)
+    )
+    kept = np.flatnonzero(fits)
+    area = np.array([cv2.contourArea(contours[i]) for i in kept])
+    fill = area / np.maximum(1.0, w[kept] * h[kept])
+    size_fit = np.exp(-np.abs(np.log(h[kept] / (WORK_PLATE_HEIGHT * 0.55))))
+    aspect_fit = np.exp(-np.abs(np.log(aspect[kept] / region.plate_aspect)))
+    scores = fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit)
+    chosen = [rects[i] for i in kept]
+    boxes = plate_boxes(chosen, scale, region.plate_aspect, shape)
+    return [
+        Blob(box, float(score), rect, scale, polarity)
+        for box, score, rect in zip(boxes, scores, chosen, strict=True)
+    ]
+
+
+def plate_boxes(rects: list, scale: float, plate_aspect: float, shape: tuple[int, int]) -> list:
+    """The boxes (clipped to ``shape``) of the plates around blobs given as rotated rects at
+    working ``scale``: ``plate_rect`` without margins, for many rects at once."""
+    if not rects:
+        return []
+    cx, cy, w, h, angle = np.array([(*c, *s, a) for c, s, a in rects], np.float64).T
+    swap = w < h  # the long side is the plate's width
+    width, short = np.where(swap, h, w), np.where(swap, w, h)
+    height = np.maximum(short, width / plate_aspect)
+    theta = np.radians(np.where(swap, angle + 90, angle))
+    cos, sin = np.abs(np.cos(theta)), np.abs(np.sin(theta))
+    half_x = (width * cos + height * sin) / (2 * scale)
+    half_y = (width * sin + height * cos) / (2 * scale)
+    x0 = np.maximum(0, np.floor(cx / scale - half_x))
+    y0 = np.maximum(0, np.floor(cy / scale - half_y))
+    x1 = np.minimum(shape[1], np.ceil(cx / scale + half_x))
+    y1 = np.minimum(shape[0], np.ceil(cy / scale + half_y))
+    columns = (x0, y0, np.maximum(0, x1 - x0), np.maximum(0, y1 - y0))
+    return [tuple(row) for row in np.stack(columns, axis=1).astype(int).tolist()]
 
 
 def best_apart(boxes: list[Box], scores: list[float], max_iou: float, limit: int) -> list[int]:

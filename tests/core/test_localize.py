@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from anpr_core.config import load_region
-from anpr_core.localize import best_apart, localize_plates, plate_scales, suppress
+from anpr_core.localize import (
+    best_apart,
+    localize_plates,
+    open_then_close,
+    plate_boxes,
+    plate_rect,
+    plate_scales,
+    suppress,
+)
 from anpr_core.metrics import iou
 from anpr_core.records import Candidate
 from anpr_core.synth import synth_scenes
@@ -64,3 +72,29 @@ def test_scales_bring_expected_plates_to_the_working_height():
     assert scales == sorted(scales, reverse=True)
     assert scales[0] == 1.0  # a large frame is never upsampled
     assert 1.5 in plate_scales((480, 640), region)  # a small one is, for its smallest plates
+
+
+def test_opening_then_closing_in_three_passes_equals_the_two_operations():
+    rng = np.random.default_rng(3)
+    mask = cv2.dilate((rng.random((150, 260)) > 0.97).astype(np.uint8) * 255, np.ones((3, 7)))
+    mask[rng.random(mask.shape) > 0.98] = 255  # specks for the opening to drop
+    square = np.ones((3, 3), np.uint8)
+    expected = cv2.morphologyEx(
+        cv2.morphologyEx(mask, cv2.MORPH_OPEN, square), cv2.MORPH_CLOSE, np.ones((9, 15), np.uint8)
+    )
+    assert np.array_equal(open_then_close(mask, (15, 9)), expected)
+
+
+def test_plate_boxes_hold_the_corners_of_each_plate_rect():
+    rng = np.random.default_rng(5)
+    rects = [
+        ((rng.uniform(0, 600), rng.uniform(0, 400)), tuple(rng.uniform(4, 120, 2)), angle)
+        for angle in [*rng.uniform(-90, 90, 40), 45.0, -45.0, 0.0, 90.0]
+    ]
+    shape = (360, 640)
+    for rect, box in zip(rects, plate_boxes(rects, 0.73, 2.0, shape), strict=True):
+        corners = cv2.boxPoints(plate_rect(rect, 0.73, 2.0, (0.0, 0.0)))
+        x0, y0 = np.clip(np.floor(corners.min(axis=0)), 0, None)
+        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)), (shape[1], shape[0]))
+        expected = (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+        assert np.allclose(box, expected, atol=1), (rect, box, expected)
