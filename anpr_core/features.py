@@ -55,21 +55,31 @@ def block_sums(pixels: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     """Histograms of unsigned gradient orientation per ``cell`` x ``cell`` cell, L2-normalized.
 
-    Written in numpy (OpenCV 5 has no HOGDescriptor) and vectorized over the batch.
+    Written in numpy (OpenCV 5 has no HOGDescriptor) and vectorized over the batch: each
+    pixel with a gradient adds its magnitude to its (image, cell, bin) by one ``bincount``
+    (pixels without one add nothing, so their orientation is never computed).
     """
     n, height, width = pixels.shape
     gy = np.zeros_like(pixels)
     gx = np.zeros_like(pixels)
     gy[:, 1:-1] = pixels[:, 2:] - pixels[:, :-2]
     gx[:, :, 1:-1] = pixels[:, :, 2:] - pixels[:, :, :-2]
-    magnitude = np.hypot(gx, gy)
-    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    magnitude = np.hypot(gx, gy).astype(np.float32).ravel()
+    on = np.flatnonzero(magnitude)
+    angle = np.mod(np.arctan2(gy.ravel()[on], gx.ravel()[on]), np.pi)
     index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
-    one_hot = np.zeros((n, height, width, bins), np.float32)
-    np.put_along_axis(one_hot, index[..., None], magnitude[..., None], axis=3)
-    cells = one_hot.reshape(n, height // cell, cell, width // cell, cell, bins).sum(axis=(2, 4))
-    flat = cells.reshape(n, -1)
+    n_cells = (height // cell) * (width // cell)
+    cells = np.arange(n)[:, None, None] * n_cells + cell_numbers(height, width, cell)
+    sums = np.bincount(cells.ravel()[on] * bins + index, magnitude[on], n * n_cells * bins)
+    flat = sums.astype(np.float32).reshape(n, n_cells * bins)
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
+
+
+def cell_numbers(height: int, width: int, cell: int) -> np.ndarray:
+    """The number of the ``cell`` x ``cell`` cell (row-major) holding each pixel of an image."""
+    rows = np.arange(height) // cell
+    columns = np.arange(width) // cell
+    return rows[:, None] * (width // cell) + columns[None, :]
 
 
 class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
