@@ -8,6 +8,7 @@ scikit-learn Pipeline, so the model logged to MLflow takes plain numeric rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -75,11 +76,14 @@ def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
 
 
+@lru_cache(maxsize=32)
 def cell_numbers(height: int, width: int, cell: int) -> np.ndarray:
-    """The number of the ``cell`` x ``cell`` cell (row-major) holding each pixel of an image."""
+    """Read-only: the number of the ``cell`` x ``cell`` cell (row-major) holding each pixel."""
     rows = np.arange(height) // cell
     columns = np.arange(width) // cell
-    return rows[:, None] * (width // cell) + columns[None, :]
+    numbers = rows[:, None] * (width // cell) + columns[None, :]
+    numbers.setflags(write=False)
+    return numbers
 
 
 class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
