@@ -57,22 +57,25 @@ def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     """Histograms of unsigned gradient orientation per ``cell`` x ``cell`` cell, L2-normalized.
 
     Written in numpy (OpenCV 5 has no HOGDescriptor) and vectorized over the batch: each
-    pixel with a gradient adds its magnitude to its (image, cell, bin) by one ``bincount``
-    (pixels without one add nothing, so their orientation is never computed).
+    pixel with a gradient adds its magnitude to its (image, cell, bin), in float32 and in
+    raster order, so the sums equal those of a one-hot (n, H, W, bins) array summed per cell
+    to the bit (registered models were trained on those); pixels without a gradient add
+    nothing, so their orientation is never computed.
     """
     n, height, width = pixels.shape
     gy = np.zeros_like(pixels)
     gx = np.zeros_like(pixels)
     gy[:, 1:-1] = pixels[:, 2:] - pixels[:, :-2]
     gx[:, :, 1:-1] = pixels[:, :, 2:] - pixels[:, :, :-2]
-    magnitude = np.hypot(gx, gy).astype(np.float32).ravel()
+    magnitude = np.hypot(gx, gy).astype(np.float32, copy=False).ravel()
     on = np.flatnonzero(magnitude)
     angle = np.mod(np.arctan2(gy.ravel()[on], gx.ravel()[on]), np.pi)
     index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
     n_cells = (height // cell) * (width // cell)
     cells = np.arange(n)[:, None, None] * n_cells + cell_numbers(height, width, cell)
-    sums = np.bincount(cells.ravel()[on] * bins + index, magnitude[on], n * n_cells * bins)
-    flat = sums.astype(np.float32).reshape(n, n_cells * bins)
+    flat = np.zeros(n * n_cells * bins, np.float32)
+    np.add.at(flat, cells.ravel()[on] * bins + index, magnitude[on])
+    flat = flat.reshape(n, n_cells * bins)
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
 
 
