@@ -8,6 +8,7 @@ scikit-learn Pipeline, so the model logged to MLflow takes plain numeric rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -55,21 +56,37 @@ def block_sums(pixels: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     """Histograms of unsigned gradient orientation per ``cell`` x ``cell`` cell, L2-normalized.
 
-    Written in numpy (OpenCV 5 has no HOGDescriptor) and vectorized over the batch.
+    Written in numpy (OpenCV 5 has no HOGDescriptor) and vectorized over the batch: each
+    pixel with a gradient adds its magnitude to its (image, cell, bin), in float32 and in
+    raster order, so the sums equal those of a one-hot (n, H, W, bins) array summed per cell
+    to the bit (registered models were trained on those); pixels without a gradient add
+    nothing, so their orientation is never computed.
     """
     n, height, width = pixels.shape
     gy = np.zeros_like(pixels)
     gx = np.zeros_like(pixels)
     gy[:, 1:-1] = pixels[:, 2:] - pixels[:, :-2]
     gx[:, :, 1:-1] = pixels[:, :, 2:] - pixels[:, :, :-2]
-    magnitude = np.hypot(gx, gy)
-    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    magnitude = np.hypot(gx, gy).astype(np.float32, copy=False).ravel()
+    on = np.flatnonzero(magnitude)
+    angle = np.mod(np.arctan2(gy.ravel()[on], gx.ravel()[on]), np.pi)
     index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
-    one_hot = np.zeros((n, height, width, bins), np.float32)
-    np.put_along_axis(one_hot, index[..., None], magnitude[..., None], axis=3)
-    cells = one_hot.reshape(n, height // cell, cell, width // cell, cell, bins).sum(axis=(2, 4))
-    flat = cells.reshape(n, -1)
+    n_cells = (height // cell) * (width // cell)
+    cells = np.arange(n)[:, None, None] * n_cells + cell_numbers(height, width, cell)
+    flat = np.zeros(n * n_cells * bins, np.float32)
+    np.add.at(flat, cells.ravel()[on] * bins + index, magnitude[on])
+    flat = flat.reshape(n, n_cells * bins)
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
+
+
+@lru_cache(maxsize=32)
+def cell_numbers(height: int, width: int, cell: int) -> np.ndarray:
+    """Read-only: the number of the ``cell`` x ``cell`` cell (row-major) holding each pixel."""
+    rows = np.arange(height) // cell
+    columns = np.arange(width) // cell
+    numbers = rows[:, None] * (width // cell) + columns[None, :]
+    numbers.setflags(write=False)
+    return numbers
 
 
 class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):

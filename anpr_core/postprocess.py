@@ -9,6 +9,7 @@ probability). Reads that match no pattern are kept but weighed down by the regio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -47,19 +48,20 @@ def pattern_columns(pattern: str) -> tuple[tuple[int, ...], ...]:
 class SlotScores:
     """Best class and its log probability per piece, for each set of allowed classes.
 
-    Patterns share few distinct slots (letter, digit, any), so each is computed once per read.
+    Patterns share few distinct slots (letter, digit, any), so each is computed once per read,
+    as plain lists: ``align`` walks them one number at a time.
     """
 
     def __init__(self, log_p: np.ndarray):
         self.log_p = log_p
-        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
 
-    def __call__(self, slot: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, slot: tuple[int, ...]) -> tuple[list[int], list[float]]:
         if slot not in self._cache:
             columns = np.asarray(slot)
             sub = self.log_p[:, columns]
             k = sub.argmax(axis=1)
-            self._cache[slot] = (columns[k], sub[np.arange(len(sub)), k])
+            self._cache[slot] = (columns[k].tolist(), sub[np.arange(len(sub)), k].tolist())
         return self._cache[slot]
 
 
@@ -69,34 +71,35 @@ def align(
     """Best alignment of pieces to ``slots`` (tuples of allowed class columns).
 
     Returns (log score, kept piece indices, chosen class column per kept piece), or None when
-    the pieces cannot fill the slots within ``MAX_DROPPED`` drops.
+    the pieces cannot fill the slots within ``MAX_DROPPED`` drops. Only cells on some full
+    alignment are filled (``i - j``, the pieces dropped so far, at most ``n - m``), in plain
+    Python floats: the table is small and numpy's per-element indexing costs more than the sums.
     """
     n, m = len(log_r), len(slots)
     if m > n or n - m > MAX_DROPPED:
         return None
-    best_col = np.empty((n, m), np.int64)
-    best_val = np.empty((n, m))
-    for j, slot in enumerate(slots):
-        best_col[:, j], best_val[:, j] = scores(slot)
-    table = np.full((n + 1, m + 1), -np.inf)
-    table[0, 0] = 0.0
+    reject = np.asarray(log_r, np.float64).tolist()
+    best = [scores(slot) for slot in slots]  # (class columns, log probabilities) per slot
+    drops = n - m
+    table = [[-math.inf] * (m + 1) for _ in range(n + 1)]
+    table[0][0] = 0.0
     for i in range(1, n + 1):
-        table[i, 0] = table[i - 1, 0] + log_r[i - 1]
-        for j in range(1, min(i, m) + 1):
-            table[i, j] = max(
-                table[i - 1, j] + log_r[i - 1], table[i - 1, j - 1] + best_val[i - 1, j - 1]
-            )
-    if not np.isfinite(table[n, m]):
+        above, row, drop = table[i - 1], table[i], reject[i - 1]
+        if i <= drops:
+            row[0] = above[0] + drop
+        for j in range(max(1, i - drops), min(i, m) + 1):
+            row[j] = max(above[j] + drop, above[j - 1] + best[j - 1][1][i - 1])
+    if not math.isfinite(table[n][m]):
         return None
     kept, cols = [], []
     i, j = n, m
     while i > 0:
-        if j > 0 and table[i, j] == table[i - 1, j - 1] + best_val[i - 1, j - 1]:
+        if j > 0 and table[i][j] == table[i - 1][j - 1] + best[j - 1][1][i - 1]:
             kept.append(i - 1)
-            cols.append(int(best_col[i - 1, j - 1]))
+            cols.append(best[j - 1][0][i - 1])
             j -= 1
         i -= 1
-    return float(table[n, m]), kept[::-1], cols[::-1]
+    return table[n][m], kept[::-1], cols[::-1]
 
 
 def read_plate(
@@ -128,34 +131,37 @@ def read_plate(
         return None
     hypotheses.sort(key=lambda h: h[0], reverse=True)
     log_score, pattern, kept, cols = hypotheses[0]
-    char_conf = tuple(float(char_probs[i, c]) for i, c in zip(kept, cols, strict=True))
+    rows = char_probs.tolist()
+    char_conf = tuple(rows[i][c] for i, c in zip(kept, cols, strict=True))
     text = "".join(ALPHABET[c] for c in cols)
     return Read(
         text=text,
         score=float(np.exp(log_score / len(probs))),
-        confidence=float(np.prod(char_conf)),
+        confidence=float(math.prod(char_conf)),
         char_confidences=char_conf,
         kept=tuple(kept),
         pattern=pattern,
-        alternatives=_alternatives(hypotheses, char_probs, region, top_k),
+        alternatives=_alternatives(hypotheses, char_probs, rows, top_k),
     )
 
 
-def _alternatives(hypotheses, char_probs, region, top_k) -> tuple[tuple[str, float], ...]:
+def _alternatives(hypotheses, char_probs, rows, top_k) -> tuple[tuple[str, float], ...]:
     """Top-k distinct strings with their confidence, the read first: the best string of each
-    hypothesis, then single-character substitutions of the read by each runner-up."""
+    hypothesis, then single-character substitutions of the read by each runner-up.
+
+    ``rows`` is ``char_probs`` as lists (Python floats multiply faster than numpy scalars)."""
     found: dict[str, float] = {}
     for _, _, kept, cols in hypotheses:
         text = "".join(ALPHABET[c] for c in cols)
-        conf = float(np.prod([char_probs[i, c] for i, c in zip(kept, cols, strict=True)]))
-        found.setdefault(text, conf)
+        if text not in found:
+            found[text] = float(math.prod(rows[i][c] for i, c in zip(kept, cols, strict=True)))
     _, _, kept, cols = hypotheses[0]
-    base = [float(char_probs[i, c]) for i, c in zip(kept, cols, strict=True)]
-    for pos, piece in enumerate(kept):
-        runner_up = int(np.argsort(char_probs[piece])[-2])
+    base = [rows[i][c] for i, c in zip(kept, cols, strict=True)]
+    runners_up = np.argsort(char_probs[kept], axis=1)[:, -2].tolist()
+    for pos, (piece, runner_up) in enumerate(zip(kept, runners_up, strict=True)):
         text = list("".join(ALPHABET[c] for c in cols))
         text[pos] = ALPHABET[runner_up]
-        conf = float(np.prod(base[:pos] + [char_probs[piece, runner_up]] + base[pos + 1 :]))
+        conf = float(math.prod(base[:pos] + [rows[piece][runner_up]] + base[pos + 1 :]))
         found.setdefault("".join(text), conf)
     best = next(iter(found.items()))  # the read itself leads, whatever its pattern factor
     others = sorted(list(found.items())[1:], key=lambda kv: kv[1], reverse=True)

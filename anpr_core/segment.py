@@ -8,6 +8,8 @@ state names, slogans and stickers fail one of those tests.
 
 from __future__ import annotations
 
+from statistics import median
+
 import cv2
 import numpy as np
 
@@ -21,10 +23,7 @@ def rectify_transform(quad: Quad, height: int = PLATE_HEIGHT) -> tuple[np.ndarra
     """The perspective matrix taking ``quad`` to a flat plate ``height`` rows high, and the
     plate's width in pixels (from the quad's own aspect ratio)."""
     src = np.asarray(quad, dtype=np.float32)
-    top = np.linalg.norm(src[1] - src[0])
-    bottom = np.linalg.norm(src[2] - src[3])
-    left = np.linalg.norm(src[3] - src[0])
-    right = np.linalg.norm(src[2] - src[1])
+    top, bottom, left, right = np.linalg.norm(src[[1, 2, 3, 2]] - src[[0, 3, 0, 1]], axis=1)
     aspect = max(top, bottom) / max(1.0, (left + right) / 2)
     width = max(8, int(round(height * aspect)))
     dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
@@ -67,7 +66,8 @@ def plate_around_chars(
 def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
     """``plate`` with its ``low``..``high`` percentiles stretched to 0..255, so that a fixed
     threshold offset means the same on dim and bright plates."""
-    cumulative = np.cumsum(np.bincount(plate.ravel(), minlength=256))
+    counts = cv2.calcHist([plate], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    cumulative = np.cumsum(counts)
     total = cumulative[-1]
     lo = int(np.searchsorted(cumulative, total * low / 100))
     hi = int(np.searchsorted(cumulative, total * high / 100))
@@ -93,9 +93,16 @@ def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.2, offs
 
 
 def component_boxes(binary: np.ndarray) -> list[tuple[Box, int]]:
-    """Bounding boxes and pixel areas of the 8-connected components of ``binary``."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    return [((int(x), int(y), int(w), int(h)), int(area)) for x, y, w, h, area in stats[1:n]]
+    """Bounding boxes and pixel areas of the 8-connected components of ``binary``.
+
+    16-bit labels when they fit (8-connected components cannot share a 2 x 2 block): OpenCV
+    labels a plate about twice as fast so, with the same components in the same order.
+    """
+    height, width = binary.shape
+    fits = ((height + 1) // 2) * ((width + 1) // 2) < 2**16 - 1
+    labels = cv2.CV_16U if fits else cv2.CV_32S
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=labels)
+    return [((x, y, w, h), area) for x, y, w, h, area in stats[1:n].tolist()]
 
 
 def plausible_chars(
@@ -164,7 +171,7 @@ def drop_distant_ends(boxes: list[Box], max_gap: float) -> list[Box]:
     if max_gap <= 0 or len(boxes) < 4:
         return boxes
     gaps = [b[0] - (a[0] + a[2]) for a, b in zip(boxes, boxes[1:], strict=False)]
-    typical = max(2.0, float(np.median(gaps)))
+    typical = max(2.0, float(median(gaps)))
     start = 1 if gaps[0] > max_gap * typical else 0
     end = len(boxes) - 1 if gaps[-1] > max_gap * typical else len(boxes)
     return boxes[start:end]
@@ -175,7 +182,7 @@ def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
     junction, as in K or R, can threshold away and cut a character in two)."""
     if len(boxes) < 3:
         return boxes
-    typical = float(np.median([b[2] for b in boxes]))
+    typical = float(median(b[2] for b in boxes))
     joined = [boxes[0]]
     for box in boxes[1:]:
         x, y, w, h = joined[-1]
@@ -194,7 +201,7 @@ def split_wide(boxes: list[Box], max_aspect: float) -> list[Box]:
     """Boxes too wide for one character (touching characters) split into equal parts."""
     if not boxes:
         return boxes
-    typical = float(np.median([b[2] for b in boxes]))
+    typical = float(median(b[2] for b in boxes))
     result = []
     for x, y, w, h in boxes:
         parts = int(round(w / max(typical, 1.0)))
@@ -220,8 +227,8 @@ def character_band(boxes: list[Box]) -> tuple[int, int] | None:
     """Top and bottom rows of a character row (median of its boxes), or None below 2 boxes."""
     if len(boxes) < 2:
         return None
-    top = int(np.median([b[1] for b in boxes]))
-    bottom = int(np.median([b[1] + b[3] for b in boxes]))
+    top = int(median(b[1] for b in boxes))
+    bottom = int(median(b[1] + b[3] for b in boxes))
     return top, bottom
 
 
@@ -231,7 +238,7 @@ def band_from_profile(binary: np.ndarray, region: RegionConfig) -> tuple[int, in
     ink = (binary > 0).mean(axis=1)
     rows = ink > max(0.12, 0.5 * float(np.median(ink)))
     best, start = None, None
-    for i, on in enumerate(np.append(rows, False)):
+    for i, on in enumerate([*rows.tolist(), False]):
         if on and start is None:
             start = i
         elif not on and start is not None:

@@ -51,3 +51,36 @@ def test_transformer_is_a_clonable_estimator():
 
     bbps = BlockBinaryPixelSum(grids=((2, 2),), use_hog=True)
     assert clone(bbps).get_params()["grids"] == ((2, 2),)
+
+
+def one_hot_hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
+    """The straightforward HOG: every pixel's magnitude put into a one-hot orientation axis,
+    then summed over each cell."""
+    n, height, width = pixels.shape
+    gy = np.zeros_like(pixels)
+    gx = np.zeros_like(pixels)
+    gy[:, 1:-1] = pixels[:, 2:] - pixels[:, :-2]
+    gx[:, :, 1:-1] = pixels[:, :, 2:] - pixels[:, :, :-2]
+    magnitude = np.hypot(gx, gy)
+    angle = np.mod(np.arctan2(gy, gx), np.pi)
+    index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
+    one_hot = np.zeros((n, height, width, bins), np.float32)
+    np.put_along_axis(one_hot, index[..., None], magnitude[..., None], axis=3)
+    cells = one_hot.reshape(n, height // cell, cell, width // cell, cell, bins).sum(axis=(2, 4))
+    flat = cells.reshape(n, -1)
+    return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda n: arrays(
+            st.sampled_from([np.float32, np.float64]),
+            (n, 8 * 4, 5 * 4),
+            # few levels: many equal neighbours, so flat areas and exact 0/90/180 degree edges
+            elements=st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1, width=32),
+        )
+    )
+)
+def test_hog_equals_the_one_hot_reference_to_the_bit(pixels):
+    assert np.array_equal(hog(pixels), one_hot_hog(pixels))

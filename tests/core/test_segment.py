@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from anpr_core.config import load_region
 from anpr_core.segment import (
     PLATE_HEIGHT,
+    component_boxes,
     drop_distant_ends,
     erase_frame_lines,
     rectify,
@@ -125,3 +126,13 @@ def test_frame_lines_are_erased_and_character_strokes_kept():
     assert not erased[5:75, 10:13].any()
     assert erased[20:60, 60:64].all()
     assert erased[25:55, 15:18].all()
+
+
+def test_components_of_a_plate_too_speckled_for_16_bit_labels():
+    binary = np.zeros((PLATE_HEIGHT, 3400), np.uint8)
+    binary[::2, ::2] = 255  # 68000 one-pixel specks: more labels than 16 bits hold
+    binary[8:32, 98:112] = 0
+    binary[10:30, 100:110] = 255  # and one character-sized block, clear of them
+    boxes = component_boxes(binary)
+    assert len(boxes) == 40 * 1700 - 12 * 7 + 1
+    assert ((100, 10, 10, 20), 200) in boxes
