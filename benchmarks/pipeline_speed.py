@@ -34,6 +34,7 @@ class SplitTimer:
 
     def __init__(self, model, timer: StageTimer):
         self.model = model
+        self.features = model[:-1]  # sliced once: a slice is a new Pipeline each time
         self.timer = timer
         self.classes_ = model.classes_
 
@@ -41,7 +42,7 @@ class SplitTimer:
         return getattr(self.model, name)
 
     def predict_proba(self, rows):
-        features = self.model[:-1].transform(rows)
+        features = self.features.transform(rows)
         with self.timer.stage("classify"):
             return self.model[-1].predict_proba(features)
 
