@@ -27,7 +27,7 @@ from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
-PIPELINE_VERSION = "0.2.0"
+PIPELINE_VERSION = "0.1.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
@@ -136,20 +136,15 @@ def quad_height(quad) -> float:
     return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
 
 
-def hypothesis_plan(
-    candidate: Candidate, region: RegionConfig, settings: Settings, own_polarity: bool = False
-):
+def hypothesis_plan(candidate: Candidate, region: RegionConfig, settings: Settings):
     """(polarity, block fraction, offset, prior) of each way to cut a candidate, most
     promising first: the region's usual polarity, and for small (blurred) plates the coarse
-    threshold, sharp plates the fine one. With ``own_polarity``, only the candidate's own
-    polarity (a redrawn candidate's, which its read found)."""
+    threshold, sharp plates the fine one."""
     thresholds = list(settings.thresholds)
     if quad_height(candidate.quad) < settings.small_plate_height:
         thresholds.reverse()
     plan = []
     for p, polarity in enumerate(region.polarity):
-        if own_polarity and polarity != candidate.polarity:
-            continue
         for t, (block, offset) in enumerate(thresholds):
             prior = (POLARITY_PRIOR if p else 1.0) * (FALLBACK_PRIOR if t else 1.0)
             plan.append((polarity, block, offset, prior))
@@ -178,18 +173,17 @@ def best_reads(
 
 
 def read_candidates(
-    gray, candidates, model, classes, region, settings, timer, own_polarity: bool = False
+    gray, candidates, model, classes, region, settings, timer
 ) -> dict[int, tuple[Read, Hypothesis]]:
     """The best read of each candidate that has one, keyed by the candidate's index.
 
     Hypotheses go in rounds, most promising first; a candidate already read with a score of
     ``settings.good_read_score`` is not cut again. Each round classifies all its pieces in
-    one batch: the classifier's cost is mostly per call. ``own_polarity``: see
-    ``hypothesis_plan``.
+    one batch: the classifier's cost is mostly per call.
     """
     with timer.stage("segment"):
         plates = [rectify(gray, c.quad, PLATE_HEIGHT) for c in candidates]
-    plans = [hypothesis_plan(c, region, settings, own_polarity) for c in candidates]
+    plans = [hypothesis_plan(c, region, settings) for c in candidates]
     best: dict[int, tuple[Read, Hypothesis]] = {}
     for step in range(max((len(p) for p in plans), default=0)):
         found = []
@@ -235,9 +229,7 @@ def refined_candidate(
 def refine(gray, candidates, best, model, classes, region, settings, timer) -> None:
     """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
     best-read candidates by its redrawn self (``refined_candidate``, one per reach of
-    ``settings.refine_reaches``) where that reads at least as well. A redrawn candidate is
-    cut in the polarity its first read found only: the other would cost as much again for
-    reads that seldom win."""
+    ``settings.refine_reaches``) where that reads at least as well."""
     top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
     top = top[: settings.refine_top]
     refined = [
@@ -245,9 +237,7 @@ def refine(gray, candidates, best, model, classes, region, settings, timer) -> N
         for reach in settings.refine_reaches
         for index in top
     ]
-    again = read_candidates(
-        gray, [c for _, c in refined], model, classes, region, settings, timer, own_polarity=True
-    )
+    again = read_candidates(gray, [c for _, c in refined], model, classes, region, settings, timer)
     for j, (index, candidate) in enumerate(refined):
         if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
             candidates[index] = candidate

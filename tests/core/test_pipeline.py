@@ -13,7 +13,6 @@ from anpr_core.pipeline import (
     Settings,
     analyze,
     best_reads,
-    hypothesis_plan,
     recognize,
     recognize_crop,
     to_gray,
@@ -152,13 +151,3 @@ def test_the_whole_read_beats_one_that_dropped_the_first_character():
     probs = [_piece_probs("KC4Z3X", 0.9, classes), _piece_probs("_C4Z3X", 0.99, classes)]
     best_reads([whole, cut], probs, classes, region, Settings(), best)
     assert best[0][0].text == "KC4Z3X"
-
-
-def test_a_redrawn_candidate_is_cut_in_its_own_polarity_only():
-    region = load_region("us")  # dark on light first, then light on dark
-    quad = ((0.0, 0.0), (200.0, 0.0), (200.0, 100.0), (0.0, 100.0))
-    candidate = Candidate((0, 0, 200, 100), quad, 0.9, "light_on_dark")
-    every = hypothesis_plan(candidate, region, Settings())
-    own = hypothesis_plan(candidate, region, Settings(), own_polarity=True)
-    assert {step[0] for step in every} == {"dark_on_light", "light_on_dark"}
-    assert own == [step for step in every if step[0] == "light_on_dark"]

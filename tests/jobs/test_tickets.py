@@ -68,7 +68,7 @@ def read_row(key: str, plate="ABC1234", confidence=0.95, pattern="@@@####", stat
         "region": "us",
         "model_name": "anpr-char-classifier-us",
         "model_version": "3",
-        "pipeline_version": "0.2.0",
+        "pipeline_version": "0.1.0",
         "run_id": "reprocess-run",
         "processed_at": NOON,
         "elapsed_ms": 80.0,
