@@ -30,7 +30,14 @@ from anpr_core.segment import (
 )
 from anpr_core.verify import fit_plate_verifier
 
-REJECT_KEEP = 0.35  # fraction of reject pieces kept: enough to learn them, not to drown characters
+# Fraction of reject pieces kept: of the windows straddling two characters, enough to learn
+# them, not to drown characters; of the pieces forced alignment finds are not characters (logos,
+# bolts, frame edges: what the reader must learn to drop), all of them.
+REJECT_KEEP = 0.35
+ALIGNED_REJECT_KEEP = 1.0
+# Up to this many times as many samples for a rare character class (O, Q, I on US plates have
+# 5-20x fewer than the median class): without it the classifier reads every O as 0.
+RARE_BOOST = 8
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class PlateSamples:
     chars: list[CharImage]
     labels: list[str]
     polarity: str
+    aligned: bool = False  # paired by forced alignment (its rejects are real non-characters)
 
 
 def box_quad(box: Box, margin_x: float = 0.04, margin_y: float = 0.08):
@@ -82,7 +90,7 @@ def plate_samples(
                     labels = [
                         text[kept.index(i)] if i in kept else REJECT for i in range(len(chars))
                     ]
-                    aligned.append((score, PlateSamples(chars, labels, polarity)))
+                    aligned.append((score, PlateSamples(chars, labels, polarity, aligned=True)))
     return max(aligned, key=lambda a: a[0])[1] if aligned else None
 
 
@@ -172,6 +180,18 @@ def as_plate(plate):
     return plate
 
 
+def class_copies(labels: np.ndarray, augment: int, max_boost: int) -> dict[str, int]:
+    """Jittered copies per sample for each character class in ``labels``: ``augment`` for the
+    common ones, up to ``max_boost`` times as many samples in all for the rare ones, so that
+    each class gets about as many samples as the median character class."""
+    classes, counts = np.unique(labels[labels != REJECT], return_counts=True)
+    if not len(classes) or max_boost <= 1:
+        return {}
+    median = float(np.median(counts))
+    boost = {str(c): min(max_boost, int(median // n)) for c, n in zip(classes, counts, strict=True)}
+    return {c: (augment + 1) * b - 1 for c, b in boost.items() if b > 1}
+
+
 def plate_rows(
     numbered,
     region: RegionConfig,
@@ -180,6 +200,7 @@ def plate_rows(
     model=None,
     thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
     load_plate=as_plate,
+    copies: dict[str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(feature rows, labels) of the plate ``numbered`` = (index, plate), or None when it
     does not segment into its label.
@@ -199,11 +220,13 @@ def plate_rows(
     chars: list[CharImage] = []
     labels: list[str] = []
     for char, label in zip(found.chars, found.labels, strict=True):
-        if label == REJECT and rng.random() > REJECT_KEEP:
+        keep = ALIGNED_REJECT_KEEP if found.aligned else REJECT_KEEP
+        if label == REJECT and rng.random() > keep:
             continue
-        copies = [char, *jitter(char, rng, augment)] if augment else [char]
-        chars.extend(copies)
-        labels.extend([label] * len(copies))
+        n = (copies or {}).get(label, augment)
+        variants = [char, *jitter(char, rng, n)] if n else [char]
+        chars.extend(variants)
+        labels.extend([label] * len(variants))
     return char_vectors(chars), np.array(labels)
 
 
@@ -216,6 +239,7 @@ def training_set(
     thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
     map_plates=sequential_map,
     load_plate=as_plate,
+    copies: dict[str, int] | None = None,
 ) -> TrainingSet:
     """Character samples from ``plates``: triples of (grey image, box or None, text), or
     references that ``load_plate`` turns into such triples.
@@ -235,6 +259,7 @@ def training_set(
         model=model,
         thresholds=thresholds,
         load_plate=load_plate,
+        copies=copies,
     )
     numbered = list(enumerate(plates))
     found = [r for r in map_plates(rows_of, numbered) if r is not None]
@@ -251,6 +276,7 @@ def fit_char_model(
     seed: int = 0,
     map_plates=sequential_map,
     load_plate=as_plate,
+    max_boost: int = RARE_BOOST,
     **classifier_params,
 ):
     """A character classifier fitted on ``plates`` (triples of grey image, box or None,
@@ -259,8 +285,10 @@ def fit_char_model(
 
     Two rounds: the first model learns from plates that segment into exactly their label's
     length; it then aligns the plates with a few pieces too many, and the second model learns
-    from both (about 20% more plates on the US crops). Where ``plates`` hold labeled scenes,
-    a plate verifier (``verify.fit_plate_verifier``) is fitted too and kept on the model.
+    from both (about 20% more plates on the US crops), with rare character classes given up
+    to ``max_boost`` times their samples in jittered copies (``class_copies``; 1: none).
+    Where ``plates`` hold labeled scenes, a plate verifier (``verify.fit_plate_verifier``) is
+    fitted too and kept on the model.
     The per-plate work (segmenting, describing) goes through ``map_plates(fn, items)``, which
     returns ``[fn(item) for item in items]`` and may compute it elsewhere (a Dask cluster);
     the models are fitted here.
@@ -284,7 +312,7 @@ def fit_char_model(
             f"{first.plates_used + first.plates_skipped} plates gave characters"
         )
     model = build_classifier(seed=seed, **classifier_params).fit(first.X, first.y)
-    final = rounds(model=model)
+    final = rounds(model=model, copies=class_copies(first.y, augment, max_boost))
     model = build_classifier(seed=seed, **classifier_params).fit(final.X, final.y)
     verifier = fit_plate_verifier(plates, region, seed, map_plates, load_plate)
     if verifier is not None:

@@ -28,7 +28,7 @@ from anpr_core.config import RegionConfig, load_region
 from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
-from anpr_core.samples import fit_char_model, training_set
+from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
 from jobs import compare, models, reports
 from jobs.runtime import blas_threads, cluster_client, single_threaded_process
 from jobs.storage import load_gray
@@ -298,7 +298,14 @@ def classifier_params(model) -> dict[str, str]:
 
 
 def run_params(
-    model, region, settings, holdout_fraction, seed, augment, extraction=IN_PROCESS
+    model,
+    region,
+    settings,
+    holdout_fraction,
+    seed,
+    augment,
+    extraction=IN_PROCESS,
+    rare_class_boost=RARE_BOOST,
 ) -> dict[str, str]:
     """Every parameter a training run logs."""
     params = {f"settings.{k}": str(v) for k, v in settings.to_dict().items()}
@@ -309,6 +316,7 @@ def run_params(
         holdout_fraction=str(holdout_fraction),
         seed=str(seed),
         augment=str(augment),
+        rare_class_boost=str(rare_class_boost),
         pipeline_version=PIPELINE_VERSION,
         code_version=code_version(),
         feature_extraction=extraction,
@@ -366,7 +374,16 @@ def train(
     data = {**samples.summary(), **data_fingerprint(folders)}
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_params(
-            run_params(model, config, settings, holdout_fraction, seed, augment, extraction)
+            run_params(
+                model,
+                config,
+                settings,
+                holdout_fraction,
+                seed,
+                augment,
+                extraction,
+                classifier_options.get("max_boost", RARE_BOOST),
+            )
         )
         mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in data.items()})
         mlflow.log_dict(data, "data_summary.json")

@@ -1,10 +1,11 @@
-"""anpr_core.samples: training samples are the same whatever order the plates are cut in."""
+"""anpr_core.samples: which character and reject samples plates give, in any order of cutting."""
 
 import cv2
 import numpy as np
 
+from anpr_core.classify import REJECT, build_classifier
 from anpr_core.config import load_region
-from anpr_core.samples import training_set
+from anpr_core.samples import class_copies, plate_rows, plate_samples, training_set
 from anpr_core.synth import synth_crops
 
 
@@ -12,6 +13,10 @@ def _plates(count: int, seed: int):
     region = load_region("us")
     crops = synth_crops(count, seed=seed, region=region)
     return [(cv2.cvtColor(c.image, cv2.COLOR_BGR2GRAY), None, c.text) for _, c in crops]
+
+
+def _gray(crop) -> np.ndarray:
+    return cv2.cvtColor(crop.image, cv2.COLOR_BGR2GRAY)
 
 
 def backwards_map(fn, items) -> list:
@@ -34,3 +39,46 @@ def test_the_seed_changes_the_jittered_samples():
     one = training_set(plates, region, augment=2, seed=1)
     other = training_set(plates, region, augment=2, seed=2)
     assert one.X.shape != other.X.shape or not np.array_equal(one.X, other.X)
+
+
+def test_rare_classes_get_more_jittered_copies_and_common_ones_none():
+    labels = np.array(list("A" * 40 + "B" * 30 + "C" * 35 + "O" * 3 + "Q" * 15 + "_" * 100))
+    copies = class_copies(labels, augment=2, max_boost=8)
+    assert copies == {"O": 3 * 8 - 1, "Q": 3 * 2 - 1}  # median class: 30; O capped at 8x
+    assert class_copies(labels, augment=2, max_boost=1) == {}
+
+
+def test_boosted_classes_have_more_samples_in_the_training_set():
+    region, plates = load_region("us"), _plates(6, seed=3)
+    plain = training_set(plates, region, augment=2, seed=1)
+    rare = str(plain.y[0])
+    boosted = training_set(plates, region, augment=2, seed=1, copies={rare: 11})
+    assert np.sum(boosted.y == rare) == 4 * np.sum(plain.y == rare)
+    others = plain.y != rare
+    assert np.array_equal(boosted.y[boosted.y != rare], plain.y[others])
+
+
+def _with_ring_before_first_char(crop) -> np.ndarray:
+    """The crop's grey image widened on the left, with a ring (a logo or bolt) drawn there."""
+    x, y, w, h = crop.char_boxes[0]
+    gray = cv2.cvtColor(crop.image, cv2.COLOR_BGR2GRAY)
+    gray = cv2.copyMakeBorder(gray, 0, 0, 2 * w, 0, cv2.BORDER_REPLICATE)
+    cv2.circle(gray, (x + w + w // 4, y + h // 2), int(h * 0.3), 0, 4)
+    return gray
+
+
+def test_every_piece_forced_alignment_drops_becomes_a_reject_sample():
+    region = load_region("us")
+    crops = [c for _, c in synth_crops(40, seed=3, region=region)]
+    first = training_set([(_gray(c), None, c.text) for c in crops], region, augment=1)
+    model = build_classifier(max_iter=100).fit(first.X, first.y)
+    aligned = 0
+    for i, crop in enumerate(crops[:12]):
+        plate = (_with_ring_before_first_char(crop), None, crop.text)
+        found = plate_samples(plate[0], crop.text, region, model=model)
+        if found is None or not found.aligned:
+            continue
+        aligned += 1
+        _, labels = plate_rows((i, plate), region, augment=1, model=model)
+        assert np.sum(labels == REJECT) == 2 * found.labels.count(REJECT) > 0
+    assert aligned > 0

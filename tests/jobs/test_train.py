@@ -4,6 +4,7 @@ import pytest
 
 from anpr_core import datasets
 from anpr_core.pipeline import Settings
+from anpr_core.samples import RARE_BOOST
 from jobs.train import train
 
 
@@ -17,6 +18,7 @@ def test_a_run_logs_params_data_and_holdout_metrics(use_trained, synthetic):
     assert params["region"] == "us" and params["classifier"]
     assert params["settings.max_candidates"] == str(Settings().max_candidates)
     assert "bbps__grids" in params
+    assert params["rare_class_boost"] == str(RARE_BOOST)
     assert len(params["data_sha256"]) == 64 and params["data_files"] == str(30 + 8)
     for key in ("plate_accuracy", "char_accuracy", "n_images"):
         assert f"holdout_{key}" in metrics
