@@ -338,8 +338,9 @@ def whole_image_candidate(shape: tuple[int, int]) -> Candidate:
 def recognize_crop(
     image: np.ndarray, model, region: RegionConfig, settings: Settings | None = None
 ) -> list[PlateRead]:
-    """The read of an image that is a tightly cropped plate (no localization)."""
+    """The read of an image that is a tightly cropped plate (no localization); its box and
+    quad are the whole image, whatever cut of it read best."""
     gray = to_gray(image)
-    return analyze(
-        gray, model, region, settings, candidates=[whole_image_candidate(gray.shape)]
-    ).reads
+    whole = whole_image_candidate(gray.shape)
+    reads = analyze(gray, model, region, settings, candidates=[whole]).reads
+    return [replace(read, box=whole.box, quad=whole.quad) for read in reads]

@@ -72,6 +72,9 @@ def test_crop_reading(us_model):
     reads = [recognize_crop(c.image, us_model, region) for _, c in crops]
     right = sum(bool(r) and r[0].text == c.text for r, (_, c) in zip(reads, crops, strict=True))
     assert right >= 14
+    for r, (_, c) in zip(reads, crops, strict=True):  # the crop is the plate, whatever was read
+        h, w = c.image.shape[:2]
+        assert all(read.box == (0, 0, w, h) for read in r)
 
 
 def test_no_plate_gives_empty_list(us_model):
