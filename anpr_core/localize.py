@@ -172,39 +172,16 @@ def plate_blobs(
         & (plate_w <= hi_w * shape[1])
         & (plate_w / region.plate_aspect >= MIN_PLATE_HEIGHT)
     )
-    kept = np.flatnonzero(fits)
-    area = np.array([cv2.contourArea(contours[i]) for i in kept])
-    fill = area / np.maximum(1.0, w[kept] * h[kept])
-    size_fit = np.exp(-np.abs(np.log(h[kept] / (WORK_PLATE_HEIGHT * 0.55))))
-    aspect_fit = np.exp(-np.abs(np.log(aspect[kept] / region.plate_aspect)))
-    scores = fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit)
-    chosen = [rects[i] for i in kept]
-    boxes = plate_boxes(chosen, scale, region.plate_aspect, shape)
-    return [
-        Blob(box, float(score), rect, scale, polarity)
-        for box, score, rect in zip(boxes, scores, chosen, strict=True)
-    ]
-
-
-def plate_boxes(rects: list, scale: float, plate_aspect: float, shape: tuple[int, int]) -> list:
-    """The boxes (clipped to ``shape``) of the plates around blobs given as rotated rects at
-    working ``scale``: ``plate_rect`` without margins, for many rects at once."""
-    if not rects:
-        return []
-    cx, cy, w, h, angle = np.array([(*c, *s, a) for c, s, a in rects], np.float64).T
-    swap = w < h  # the long side is the plate's width
-    width, short = np.where(swap, h, w), np.where(swap, w, h)
-    height = np.maximum(short, width / plate_aspect)
-    theta = np.radians(np.where(swap, angle + 90, angle))
-    cos, sin = np.abs(np.cos(theta)), np.abs(np.sin(theta))
-    half_x = (width * cos + height * sin) / (2 * scale)
-    half_y = (width * sin + height * cos) / (2 * scale)
-    x0 = np.maximum(0, np.floor(cx / scale - half_x))
-    y0 = np.maximum(0, np.floor(cy / scale - half_y))
-    x1 = np.minimum(shape[1], np.ceil(cx / scale + half_x))
-    y1 = np.minimum(shape[0], np.ceil(cy / scale + half_y))
-    columns = (x0, y0, np.maximum(0, x1 - x0), np.maximum(0, y1 - y0))
-    return [tuple(row) for row in np.stack(columns, axis=1).astype(int).tolist()]
+    found = []
+    for i in np.flatnonzero(fits):
+        fill = cv2.contourArea(contours[i]) / max(1.0, w[i] * h[i])
+        size_fit = math.exp(-abs(math.log(h[i] / (WORK_PLATE_HEIGHT * 0.55))))
+        aspect_fit = math.exp(-abs(math.log(aspect[i] / region.plate_aspect)))
+        score = fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit)
+        # the box of the corners as they come: ordering them repeats one at exactly 45 degrees
+        corners = cv2.boxPoints(plate_rect(rects[i], scale, region.plate_aspect, (0.0, 0.0)))
+        found.append(Blob(quad_box(corners, shape), float(score), rects[i], scale, polarity))
+    return found
 
 
 def best_apart(boxes: list[Box], scores: list[float], max_iou: float, limit: int) -> list[int]:

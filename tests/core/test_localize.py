@@ -9,7 +9,7 @@ from anpr_core.localize import (
     best_apart,
     localize_plates,
     open_then_close,
-    plate_boxes,
+    plate_blobs,
     plate_rect,
     plate_scales,
     suppress,
@@ -85,16 +85,19 @@ def test_opening_then_closing_in_three_passes_equals_the_two_operations():
     assert np.array_equal(open_then_close(mask, (15, 9)), expected)
 
 
-def test_plate_boxes_hold_the_corners_of_each_plate_rect():
-    rng = np.random.default_rng(5)
+def test_blob_boxes_hold_every_corner_of_their_plate_at_any_angle():
+    region = load_region("us")
+    mask = np.zeros((400, 900), np.uint8)
     rects = [
-        ((rng.uniform(0, 600), rng.uniform(0, 400)), tuple(rng.uniform(4, 120, 2)), angle)
-        for angle in [*rng.uniform(-90, 90, 40), 45.0, -45.0, 0.0, 90.0]
+        ((90.0 + 180 * i, 200.0), (70.0, 22.0), angle)
+        for i, angle in enumerate([0, 20, 45, -45, 70])
     ]
-    shape = (360, 640)
-    for rect, box in zip(rects, plate_boxes(rects, 0.73, 2.0, shape), strict=True):
-        corners = cv2.boxPoints(plate_rect(rect, 0.73, 2.0, (0.0, 0.0)))
-        x0, y0 = np.clip(np.floor(corners.min(axis=0)), 0, None)
-        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)), (shape[1], shape[0]))
-        expected = (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
-        assert np.allclose(box, expected, atol=1), (rect, box, expected)
+    for rect in rects:
+        cv2.fillPoly(mask, [np.round(cv2.boxPoints(rect)).astype(np.int32)], 255)
+    blobs = plate_blobs(mask, 1.0, mask.shape, region, "dark_on_light")
+    assert len(blobs) == len(rects)
+    for blob in blobs:
+        corners = cv2.boxPoints(plate_rect(blob.rect, 1.0, region.plate_aspect, (0.0, 0.0)))
+        x, y, w, h = blob.box
+        assert (corners[:, 0] >= x - 1e-3).all() and (corners[:, 0] <= x + w + 1e-3).all()
+        assert (corners[:, 1] >= y - 1e-3).all() and (corners[:, 1] <= y + h + 1e-3).all()
