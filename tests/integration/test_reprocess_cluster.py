@@ -113,19 +113,41 @@ def test_a_killed_worker_loses_no_image(on_stack, s3_archive, capsys):
     on_stack.wait_for_workers()
 
 
+def default_sigint() -> None:
+    """Nothing; gives SIGINT its default disposition, unblocked (run in a child before exec,
+    whose ignored disposition and blocked mask the program it runs would inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def images_done(progress_line: str) -> int:
+    """The images done in a progress line such as ``reading [###...] 4/34 2.2 s``."""
+    return int(progress_line.split("/")[0].split()[-1])
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(on_stack, s3_archive):
     out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
     argv = [sys.executable, "-m", "jobs.cli", "reprocess", s3_archive["url"], out]
     argv += ["--partition-size", "2"]
-    first = subprocess.Popen(argv, env=dict(os.environ), stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    # In the whole suite the job ran to the end through the Ctrl-C (exit 0), alone it stopped:
+    # the test process can hand SIGINT down ignored or blocked; give the job a terminal's
+    first = subprocess.Popen(
+        argv, env=dict(os.environ), text=True, preexec_fn=default_sigint, **pipes
+    )
+    # Ctrl-C as soon as the job itself reports two partitions read (it reads the 34 images in
+    # a few seconds)
+    for line in first.stderr:
+        if line.startswith("reading") and images_done(line) >= 4:
+            break
+    first.send_signal(signal.SIGINT)
+    _, rest = first.communicate(timeout=60)
+    deadline = time.monotonic() + 30  # the two partitions' markers become visible
     while len(markers(on_stack, out)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the run
-    first.wait(timeout=60)
+        time.sleep(0.2)
     done_before = len(markers(on_stack, out))
     total = len(s3_archive["expected"])
-    assert first.returncode != 0 and 2 <= done_before < total / 2
+    assert first.returncode != 0 and 2 <= done_before < total / 2, (first.returncode, rest)
     second = subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     skipped = int(second.stdout.split(" skipped as done")[0].rsplit(" ", 1)[1])
