@@ -6,7 +6,11 @@ image is ever read by a model that saw it. Prints the figures of `anpr evaluate`
 
     D=../shared/data/openalpr-benchmarks
     python benchmarks/accuracy_cv.py --region us --train $D/plates_us $D/endtoend/us \
-        --eval $D/endtoend/us [--folds 4] [--seed 0] [--json]
+        --eval $D/endtoend/us [--folds 4] [--seed 0] [--shifts N] [--json]
+
+``--shifts N`` reads each evaluation image N times, shifted by 0..N-1 pixels (its first
+rows and columns cropped): a read can change with the resampling phase, so a change that
+moves candidates by a pixel is judged on N reads of each image instead of one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from anpr_core.samples import fit_char_model
 from jobs.runtime import blas_threads
 
 
+def shifted(image, box, k: int):
+    """``image`` without its first ``k`` rows and columns, and ``box`` (None for a crop) in it."""
+    if box is None:
+        return image[k:, k:], None
+    x, y, w, h = box
+    return image[k:, k:], (x - k, y - k, w, h)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default="us")
@@ -34,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument(
         "--seed", type=int, default=0, help="training's random draw: reruns show its spread"
+    )
+    parser.add_argument(
+        "--shifts", type=int, default=1, help="read each image at N one-pixel shifts (default 1)"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -62,14 +77,16 @@ def main(argv: list[str] | None = None) -> int:
             for item in eval_items:
                 if fold_of(item.name, args.folds) == fold:
                     box, text = item.plates[0]
-                    image = gray[item.path]
-                    results.append(evaluate_image(item.name, image, box, text, model, region))
+                    for k in range(args.shifts):
+                        image, moved = shifted(gray[item.path], box, k)
+                        results.append(evaluate_image(item.name, image, moved, text, model, region))
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results)
     figures.update(
         region=region.name,
         folds=args.folds,
         seed=args.seed,
+        shifts=args.shifts,
         train_plates_used=round(plates_used / max(plates_total, 1), 3),
         seconds=round(time.perf_counter() - start, 1),
     )

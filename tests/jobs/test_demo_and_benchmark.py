@@ -1,8 +1,10 @@
-"""`anpr demo` and benchmarks/pipeline_speed.py: they run and print what they promise."""
+"""`anpr demo` and the benchmarks (pipeline_speed.py, accuracy_cv.py) do what they promise."""
 
 import importlib.util
 import json
 from pathlib import Path
+
+import numpy as np
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "pipeline_speed.py"
 SPEED_KEYS = {"n_images", "stage_ms", "pipeline_ms", "decode_ms", "ratio_to_decode"}
@@ -71,3 +73,19 @@ def test_demo_on_a_labeled_folder_reads_it_where_it_lies(tmp_path, synthetic, an
 def test_demo_refuses_a_missing_data_folder(tmp_path, anpr):
     status, _, err = anpr("demo", "--workdir", tmp_path / "d", "--data", tmp_path / "absent")
     assert status == 1 and "not found" in err
+
+
+def test_accuracy_cv_shifts_crop_the_image_and_move_the_label_box_with_it():
+    path = BENCHMARK.with_name("accuracy_cv.py")
+    spec = importlib.util.spec_from_file_location("accuracy_cv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    image = np.arange(40 * 60, dtype=np.int32).reshape(40, 60)
+    box = (10, 5, 20, 8)
+    for k in range(3):
+        moved_image, moved_box = module.shifted(image, box, k)
+        assert moved_image.shape == (40 - k, 60 - k)
+        x, y, w, h = moved_box
+        assert (w, h) == (20, 8)
+        assert np.array_equal(moved_image[y : y + h, x : x + w], image[5 : 5 + h, 10 : 10 + w])
+    assert module.shifted(image, None, 2)[1] is None
