@@ -6,7 +6,12 @@ image is ever read by a model that saw it. Prints the figures of `anpr evaluate`
 
     D=../shared/data/openalpr-benchmarks
     python benchmarks/accuracy_cv.py --region us --train $D/plates_us $D/endtoend/us \
-        --eval $D/endtoend/us [--folds 4] [--seed 0] [--shifts N] [--json]
+        --eval $D/endtoend/us [--folds 4] [--seed 0] [--shifts N] [--breakdown] [--json]
+
+``--breakdown`` adds where each plate was lost, for the scenes: ``right``; ``misread`` (the
+best read is on the plate, with the wrong text); ``outranked`` (a read of the plate lost to a
+read elsewhere); ``unread`` (a candidate on the plate, IoU >= 0.5 among the ones localization
+proposes, was never read); ``not_found`` (no such candidate).
 
 ``--shifts N`` reads each evaluation image N times, shifted by 0..N-1 pixels (its first
 rows and columns cropped): a read can change with the resampling phase, so a change that
@@ -26,6 +31,9 @@ import cv2
 from anpr_core.config import load_region
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_image, summarize
+from anpr_core.localize import localize_plates
+from anpr_core.metrics import iou
+from anpr_core.pipeline import Settings, analyze
 from anpr_core.samples import fit_char_model
 from jobs.runtime import blas_threads
 
@@ -36,6 +44,23 @@ def shifted(image, box, k: int):
         return image[k:, k:], None
     x, y, w, h = box
     return image[k:, k:], (x - k, y - k, w, h)
+
+
+STAGES = ("right", "misread", "outranked", "unread", "not_found")
+
+
+def lost_at(image, box, text: str, model, region) -> str:
+    """Where the plate of a labeled scene was lost (one of STAGES)."""
+    reads = analyze(image, model, region).reads
+    if reads and reads[0].text == text:
+        return "right"
+    on_plate = [read for read in reads if iou(read.box, box) >= 0.3]
+    if on_plate and on_plate[0] is reads[0]:
+        return "misread"
+    if on_plate:
+        return "outranked"
+    proposed = localize_plates(image, region, Settings().verify_candidates)
+    return "unread" if any(iou(c.box, box) >= 0.5 for c in proposed) else "not_found"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shifts", type=int, default=1, help="read each image at N one-pixel shifts (default 1)"
     )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="count where scene plates were lost"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -62,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     start = time.perf_counter()
     results, plates_used, plates_total = [], 0, 0
+    lost = dict.fromkeys(STAGES, 0)
     for fold in range(args.folds):
         plates = [
             (gray[item.path], box, text)
@@ -80,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     for k in range(args.shifts):
                         image, moved = shifted(gray[item.path], box, k)
                         results.append(evaluate_image(item.name, image, moved, text, model, region))
+                        if args.breakdown and moved is not None:
+                            lost[lost_at(image, moved, text, model, region)] += 1
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results)
     figures.update(
@@ -90,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         train_plates_used=round(plates_used / max(plates_total, 1), 3),
         seconds=round(time.perf_counter() - start, 1),
     )
+    if args.breakdown:
+        figures["lost_at"] = lost
     if args.json:
         print(json.dumps(figures))
     else:

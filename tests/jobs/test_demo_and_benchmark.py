@@ -4,9 +4,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "pipeline_speed.py"
+ACCURACY_CV = BENCHMARK.with_name("accuracy_cv.py")
 SPEED_KEYS = {"n_images", "stage_ms", "pipeline_ms", "decode_ms", "ratio_to_decode"}
 
 
@@ -75,17 +77,41 @@ def test_demo_refuses_a_missing_data_folder(tmp_path, anpr):
     assert status == 1 and "not found" in err
 
 
-def test_accuracy_cv_shifts_crop_the_image_and_move_the_label_box_with_it():
-    path = BENCHMARK.with_name("accuracy_cv.py")
-    spec = importlib.util.spec_from_file_location("accuracy_cv", path)
+def accuracy_cv():
+    """The cross-validation script as a module."""
+    spec = importlib.util.spec_from_file_location("accuracy_cv", ACCURACY_CV)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_accuracy_cv_shifts_crop_the_image_and_move_the_label_box_with_it():
     image = np.arange(40 * 60, dtype=np.int32).reshape(40, 60)
     box = (10, 5, 20, 8)
     for k in range(3):
-        moved_image, moved_box = module.shifted(image, box, k)
+        moved_image, moved_box = accuracy_cv().shifted(image, box, k)
         assert moved_image.shape == (40 - k, 60 - k)
         x, y, w, h = moved_box
         assert (w, h) == (20, 8)
         assert np.array_equal(moved_image[y : y + h, x : x + w], image[5 : 5 + h, 10 : 10 + w])
-    assert module.shifted(image, None, 2)[1] is None
+    assert accuracy_cv().shifted(image, None, 2)[1] is None
+
+
+def test_accuracy_cv_tells_where_a_plate_was_lost(use_trained, synthetic):
+    from anpr_core.datasets import read_scenes
+    from jobs.models import load_recognizer
+
+    recognizer = load_recognizer(None, "us")
+    model, region = recognizer.model, recognizer.region
+    module = accuracy_cv()
+    stages = []
+    for item in read_scenes(synthetic["scenes"]):
+        gray = cv2.imread(str(item.path), cv2.IMREAD_GRAYSCALE)
+        box, text = item.plates[0]
+        stage = module.lost_at(gray, box, text, model, region)
+        stages.append(stage)
+        if stage == "right":  # the same read against another label is a misread
+            assert module.lost_at(gray, box, text + "X", model, region) == "misread"
+    assert "right" in stages and set(stages) <= set(module.STAGES)
+    blank = np.full((480, 640), 128, np.uint8)
+    assert module.lost_at(blank, (100, 100, 120, 60), "ABC123", model, region) == "not_found"
