@@ -24,7 +24,7 @@ from anpr_core.localize import localize_plates, quad_box
 from anpr_core.metrics import iou
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
-from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
+from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate_cuts
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
 PIPELINE_VERSION = "0.1.0"
@@ -60,6 +60,9 @@ class Settings:
     # pitches: not at all, and far enough to take back an end character the first read lost.
     refine_reaches: tuple[float, ...] = (0.0, 1.0)
     good_read_score: float = 0.9  # a read this sure stops trying other cuts of its candidate
+    # Score factor for a cut with its widest pieces split as touching characters
+    # (``segment.split_touching``), read beside the unsplit cut; 0: never split.
+    split_prior: float = 0.8
 
     def to_dict(self) -> dict:
         """Plain-data form, for logging next to a model."""
@@ -193,9 +196,13 @@ def read_candidates(
                 if step >= len(plan) or done:
                     continue
                 polarity, block, offset, prior = plan[step]
-                chars = segment_plate(plates[index], region, polarity, block, offset)
-                if len(chars) >= settings.min_chars:
-                    found.append(Hypothesis(index, polarity, chars, prior))
+                cuts = segment_plate_cuts(
+                    plates[index], region, polarity, block, offset, split=settings.split_prior > 0
+                )
+                for k, chars in enumerate(cuts):
+                    if len(chars) >= settings.min_chars:
+                        cut_prior = prior * (settings.split_prior if k else 1.0)
+                        found.append(Hypothesis(index, polarity, chars, cut_prior))
         if not found:
             continue
         with timer.stage("describe+classify"):
