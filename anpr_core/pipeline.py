@@ -131,6 +131,7 @@ class Hypothesis:
     polarity: str
     chars: list[CharImage]
     prior: float = 1.0  # score factor: below 1 for a less usual polarity or threshold
+    halves: tuple[int, ...] = ()  # pieces split from a wider one: a read must keep them all
 
 
 def quad_height(quad) -> float:
@@ -163,10 +164,15 @@ def best_reads(
     best: dict[int, tuple[Read, Hypothesis]],
 ) -> None:
     """Nothing; keeps in ``best`` the best read of each candidate (by ``_read_rank``) with
-    the hypothesis it came from."""
+    the hypothesis it came from.
+
+    A read of a split cut counts only when it keeps every half as a character: a half read
+    as "not a character" means the split cut through one character (or a logo), and such a
+    read would only win by the length it gains over the unsplit read.
+    """
     for hypothesis, piece_probs in zip(found, probs, strict=True):
         read = read_plate(piece_probs, classes, region, settings.top_k)
-        if read is None:
+        if read is None or not set(hypothesis.halves) <= set(read.kept):
             continue
         if hypothesis.prior != 1.0:
             read = replace(read, score=read.score * hypothesis.prior)
@@ -199,10 +205,12 @@ def read_candidates(
                 cuts = segment_plate_cuts(
                     plates[index], region, polarity, block, offset, split=settings.split_prior > 0
                 )
+                whole = {c.box for c in cuts[0]}
                 for k, chars in enumerate(cuts):
                     if len(chars) >= settings.min_chars:
                         cut_prior = prior * (settings.split_prior if k else 1.0)
-                        found.append(Hypothesis(index, polarity, chars, cut_prior))
+                        halves = tuple(i for i, c in enumerate(chars) if c.box not in whole)
+                        found.append(Hypothesis(index, polarity, chars, cut_prior, halves))
         if not found:
             continue
         with timer.stage("describe+classify"):

@@ -17,6 +17,7 @@ from anpr_core.config import RegionConfig
 from anpr_core.records import Box, CharImage, Quad
 
 PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
+THIN_END_RATIO = 0.25  # width, in median piece widths, below which an end piece is a frame edge
 SPLIT_RATIO = 1.4  # width, in median piece widths, from which a piece may be touching characters
 
 
@@ -175,6 +176,21 @@ def drop_distant_ends(boxes: list[Box], max_gap: float) -> list[Box]:
     typical = max(2.0, float(median(gaps)))
     start = 1 if gaps[0] > max_gap * typical else 0
     end = len(boxes) - 1 if gaps[-1] > max_gap * typical else len(boxes)
+    return boxes[start:end]
+
+
+def drop_thin_ends(boxes: list[Box], min_ratio: float = THIN_END_RATIO) -> list[Box]:
+    """The row without end pieces narrower than ``min_ratio`` times its median piece width.
+
+    Such a sliver at either end of the row is the edge of a frame or holder that the
+    character band cut to character height (it reads as a 1, 0 or 4); the thinnest real 1s
+    of the US development plates are a quarter of their plate's median width.
+    """
+    if len(boxes) < 4:
+        return boxes
+    thin = min_ratio * float(median(b[2] for b in boxes))
+    start = 1 if boxes[0][2] < thin else 0
+    end = len(boxes) - 1 if boxes[-1][2] < thin else len(boxes)
     return boxes[start:end]
 
 
@@ -413,4 +429,4 @@ def plate_boxes(
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded
     boxes = split_wide(join_broken(boxes), max_aspect=region.char_aspect_range[1])
-    return binary, drop_distant_ends(boxes, region.max_end_gap)
+    return binary, drop_thin_ends(drop_distant_ends(boxes, region.max_end_gap))

@@ -156,6 +156,21 @@ def test_the_whole_read_beats_one_that_dropped_the_first_character():
     assert best[0][0].text == "KC4Z3X"
 
 
+def test_a_split_read_counts_only_when_it_keeps_both_halves():
+    region = load_region("us")
+    classes = [*ALPHABET, REJECT]
+    chars = [CharImage(np.zeros((8, 4), np.uint8), (4 * i, 0, 4, 8)) for i in range(6)]
+    whole = Hypothesis(0, "dark_on_light", chars[:5])
+    split = Hypothesis(0, "dark_on_light", chars, prior=0.9, halves=(0, 1))
+    probs = [_piece_probs("BC123", 0.8, classes), _piece_probs("_BC123", 0.99, classes)]
+    best = {}
+    best_reads([whole, split], probs, classes, region, Settings(), best)
+    assert best[0][0].text == "BC123"  # a half read as not a character: the split cut a piece
+    probs[1] = _piece_probs("ABC123", 0.99, classes)
+    best_reads([whole, split], probs, classes, region, Settings(), best)
+    assert best[0][0].text == "ABC123"
+
+
 def _touching_crop(plate, joined: int) -> np.ndarray:
     """The grey crop of a synthetic ``plate`` with character ``joined`` and the next bridged
     by a bar of ink (as grime, a bolt or a low resolution joins them on real plates)."""

@@ -8,6 +8,7 @@ from anpr_core.segment import (
     PLATE_HEIGHT,
     component_boxes,
     drop_distant_ends,
+    drop_thin_ends,
     erase_frame_lines,
     is_vertical_line,
     rectify,
@@ -91,6 +92,16 @@ def test_a_distant_end_piece_is_dropped_only_where_the_region_says_so():
     assert drop_distant_ends(row, 2.0) == row[1:]  # a band 32 px away; characters 6 px apart
     assert drop_distant_ends(row, 0.0) == row
     assert drop_distant_ends(row[1:], 2.0) == row[1:]
+
+
+def test_a_sliver_at_an_end_of_the_row_is_dropped():
+    row = [(10 + 26 * i, 10, 20, 40) for i in range(6)]
+    sliver = (168, 10, 4, 40)  # a frame edge cut to the character band
+    assert drop_thin_ends([*row, sliver]) == row
+    assert drop_thin_ends([sliver, *row]) == row
+    one = (168, 10, 6, 40)  # a thin 1 is wider than a quarter of the other characters
+    assert drop_thin_ends([*row, one]) == [*row, one]
+    assert drop_thin_ends([sliver, *row[:2]]) == [sliver, *row[:2]]  # too few to judge
 
 
 def _framed_plate(text: str, seed: int) -> tuple[np.ndarray, list]:
