@@ -24,7 +24,7 @@ from anpr_core.localize import localize_plates, quad_box
 from anpr_core.metrics import iou
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
-from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate
+from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate_cuts
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
 PIPELINE_VERSION = "0.1.0"
@@ -60,6 +60,9 @@ class Settings:
     # pitches: not at all, and far enough to take back an end character the first read lost.
     refine_reaches: tuple[float, ...] = (0.0, 1.0)
     good_read_score: float = 0.9  # a read this sure stops trying other cuts of its candidate
+    # Score factor for a cut with its widest pieces split as touching characters
+    # (``segment.split_touching``), read beside the unsplit cut; 0: never split.
+    split_prior: float = 0.8
 
     def to_dict(self) -> dict:
         """Plain-data form, for logging next to a model."""
@@ -128,6 +131,7 @@ class Hypothesis:
     polarity: str
     chars: list[CharImage]
     prior: float = 1.0  # score factor: below 1 for a less usual polarity or threshold
+    halves: tuple[int, ...] = ()  # pieces split from a wider one: a read must keep them all
 
 
 def quad_height(quad) -> float:
@@ -160,10 +164,15 @@ def best_reads(
     best: dict[int, tuple[Read, Hypothesis]],
 ) -> None:
     """Nothing; keeps in ``best`` the best read of each candidate (by ``_read_rank``) with
-    the hypothesis it came from."""
+    the hypothesis it came from.
+
+    A read of a split cut counts only when it keeps every half as a character: a half read
+    as "not a character" means the split cut through one character (or a logo), and such a
+    read would only win by the length it gains over the unsplit read.
+    """
     for hypothesis, piece_probs in zip(found, probs, strict=True):
         read = read_plate(piece_probs, classes, region, settings.top_k)
-        if read is None:
+        if read is None or not set(hypothesis.halves) <= set(read.kept):
             continue
         if hypothesis.prior != 1.0:
             read = replace(read, score=read.score * hypothesis.prior)
@@ -193,9 +202,15 @@ def read_candidates(
                 if step >= len(plan) or done:
                     continue
                 polarity, block, offset, prior = plan[step]
-                chars = segment_plate(plates[index], region, polarity, block, offset)
-                if len(chars) >= settings.min_chars:
-                    found.append(Hypothesis(index, polarity, chars, prior))
+                cuts = segment_plate_cuts(
+                    plates[index], region, polarity, block, offset, split=settings.split_prior > 0
+                )
+                whole = {c.box for c in cuts[0]}
+                for k, chars in enumerate(cuts):
+                    if len(chars) >= settings.min_chars:
+                        cut_prior = prior * (settings.split_prior if k else 1.0)
+                        halves = tuple(i for i, c in enumerate(chars) if c.box not in whole)
+                        found.append(Hypothesis(index, polarity, chars, cut_prior, halves))
         if not found:
             continue
         with timer.stage("describe+classify"):

@@ -17,6 +17,8 @@ from anpr_core.config import RegionConfig
 from anpr_core.records import Box, CharImage, Quad
 
 PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
+THIN_END_RATIO = 0.25  # width, in median piece widths, below which an end piece is a frame edge
+SPLIT_RATIO = 1.4  # width, in median piece widths, from which a piece may be touching characters
 
 
 def rectify_transform(quad: Quad, height: int = PLATE_HEIGHT) -> tuple[np.ndarray, int]:
@@ -177,6 +179,21 @@ def drop_distant_ends(boxes: list[Box], max_gap: float) -> list[Box]:
     return boxes[start:end]
 
 
+def drop_thin_ends(boxes: list[Box], min_ratio: float = THIN_END_RATIO) -> list[Box]:
+    """The row without end pieces narrower than ``min_ratio`` times its median piece width.
+
+    Such a sliver at either end of the row is the edge of a frame or holder that the
+    character band cut to character height (it reads as a 1, 0 or 4); the thinnest real 1s
+    of the US development plates are a quarter of their plate's median width.
+    """
+    if len(boxes) < 4:
+        return boxes
+    thin = min_ratio * float(median(b[2] for b in boxes))
+    start = 1 if boxes[0][2] < thin else 0
+    end = len(boxes) - 1 if boxes[-1][2] < thin else len(boxes)
+    return boxes[start:end]
+
+
 def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
     """Neighbouring narrow pieces that together make one character's width joined (a thin
     junction, as in K or R, can threshold away and cut a character in two)."""
@@ -292,20 +309,77 @@ def erase_frame_lines(
     return cv2.bitwise_and(binary, cv2.bitwise_not(runs))
 
 
-def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35) -> bool:
+def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35, pad: int = 2) -> bool:
     """Whether a thin piece is a cut of a longer vertical line: a frame edge or a bolt strip.
 
     Cutting the plate to the character band makes a frame edge look like a 1; in the uncut
-    mask its ink runs on, unbroken, well above or below the characters.
+    mask its ink runs on, unbroken, well above or below the characters, in the piece's
+    columns or ``pad`` columns to either side (a rectified frame edge leans a little).
     """
     x, y, w, h = box
     if w >= 0.35 * h:
         return False
-    columns = binary[:, x : x + w].max(axis=1) > 0
+    columns = binary[:, max(0, x - pad) : x + w + pad].max(axis=1) > 0
     extra = int(reach * h)
     above = columns[max(0, y - extra) : y]
     below = columns[y + h : y + h + extra]
     return (len(above) == extra and above.all()) or (len(below) == extra and below.all())
+
+
+def ink_cut(binary: np.ndarray, box: Box, at: float, reach: float) -> int:
+    """The column of least ink within ``reach`` columns of ``at`` inside ``box`` (the nearest
+    to ``at`` among equals): where two touching characters are joined by the least ink."""
+    x, y, w, h = box
+    lo, hi = max(x + 1, int(round(at - reach))), min(x + w - 1, int(round(at + reach)))
+    if hi <= lo:
+        return int(round(at))
+    ink = (binary[y : y + h, lo:hi] > 0).sum(axis=0).tolist()
+    return lo + min(range(len(ink)), key=lambda i: (ink[i], abs(lo + i - at)))
+
+
+def ink_box(binary: np.ndarray, box: Box) -> Box | None:
+    """``box`` shrunk to the ink inside it, or None when it holds none."""
+    x, y, w, h = box
+    rows, cols = np.nonzero(binary[y : y + h, x : x + w])
+    if not len(rows):
+        return None
+    return (x + int(cols.min()), y + int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1)
+
+
+def split_at_ink(binary: np.ndarray, box: Box, parts: int) -> list[Box]:
+    """``box`` cut into ``parts`` pieces at the columns of least ink near its equal parts,
+    each piece shrunk to its ink (a piece without ink is left out)."""
+    x, y, w, h = box
+    step = w / parts
+    cuts = [x] + [ink_cut(binary, box, x + i * step, 0.3 * step) for i in range(1, parts)]
+    cuts.append(x + w)
+    pieces = [ink_box(binary, (a, y, b - a, h)) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [p for p in pieces if p is not None]
+
+
+def split_touching(
+    binary: np.ndarray, boxes: list[Box], min_ratio: float = SPLIT_RATIO
+) -> list[Box] | None:
+    """The row with each piece over ``min_ratio`` times the median width cut where its ink is
+    thinnest (``split_at_ink``, into as many parts as median widths it spans, at least 2), or
+    None when no piece is that wide.
+
+    Touching characters come out of the components as one wide piece, but so do wide
+    characters (M, W) on a plate of narrow ones: width alone cannot tell them apart, so this
+    is an alternative cut for the classifier to judge, not a replacement.
+    """
+    if len(boxes) < 3:
+        return None
+    typical = max(1.0, float(median(b[2] for b in boxes)))
+    if all(b[2] <= min_ratio * typical for b in boxes):
+        return None
+    result: list[Box] = []
+    for box in boxes:
+        if box[2] > min_ratio * typical:
+            result.extend(split_at_ink(binary, box, max(2, int(round(box[2] / typical)))))
+        else:
+            result.append(box)
+    return result
 
 
 def segment_plate(
@@ -316,6 +390,36 @@ def segment_plate(
     offset: float = 30,
 ) -> list[CharImage]:
     """Characters of a rectified grey plate, left to right (empty when none are found)."""
+    return segment_plate_cuts(plate, region, polarity, block_fraction, offset)[0]
+
+
+def segment_plate_cuts(
+    plate: np.ndarray,
+    region: RegionConfig,
+    polarity: str = "dark_on_light",
+    block_fraction: float = 0.2,
+    offset: float = 30,
+    split: bool = False,
+) -> list[list[CharImage]]:
+    """Ways to cut a rectified grey plate into characters, left to right: the plate's pieces
+    (empty when none are found), and with ``split``, when some piece is wide enough to be
+    touching characters, the same pieces with those split (``split_touching``)."""
+    binary, boxes = plate_boxes(plate, region, polarity, block_fraction, offset)
+    cuts = [cut_characters(binary, boxes)]
+    split_boxes = split_touching(binary, boxes) if split else None
+    if split_boxes is not None:
+        cuts.append(cut_characters(binary, split_boxes))
+    return cuts
+
+
+def plate_boxes(
+    plate: np.ndarray,
+    region: RegionConfig,
+    polarity: str = "dark_on_light",
+    block_fraction: float = 0.2,
+    offset: float = 30,
+) -> tuple[np.ndarray, list[Box]]:
+    """The binary plate the characters are cut from and their boxes, left to right."""
     binary = binarize(plate, polarity, block_fraction, offset)
     boxes = row_boxes(binary, region)
     band = character_band(boxes) or band_from_profile(binary, region)
@@ -325,5 +429,4 @@ def segment_plate(
         if len(banded) >= len(boxes):
             binary, boxes = clipped, banded
     boxes = split_wide(join_broken(boxes), max_aspect=region.char_aspect_range[1])
-    boxes = drop_distant_ends(boxes, region.max_end_gap)
-    return cut_characters(binary, boxes)
+    return binary, drop_thin_ends(drop_distant_ends(boxes, region.max_end_gap))

@@ -154,3 +154,49 @@ def test_the_whole_read_beats_one_that_dropped_the_first_character():
     probs = [_piece_probs("KC4Z3X", 0.9, classes), _piece_probs("_C4Z3X", 0.99, classes)]
     best_reads([whole, cut], probs, classes, region, Settings(), best)
     assert best[0][0].text == "KC4Z3X"
+
+
+def test_a_split_read_counts_only_when_it_keeps_both_halves():
+    region = load_region("us")
+    classes = [*ALPHABET, REJECT]
+    chars = [CharImage(np.zeros((8, 4), np.uint8), (4 * i, 0, 4, 8)) for i in range(6)]
+    whole = Hypothesis(0, "dark_on_light", chars[:5])
+    split = Hypothesis(0, "dark_on_light", chars, prior=0.9, halves=(0, 1))
+    probs = [_piece_probs("BC123", 0.8, classes), _piece_probs("_BC123", 0.99, classes)]
+    best = {}
+    best_reads([whole, split], probs, classes, region, Settings(), best)
+    assert best[0][0].text == "BC123"  # a half read as not a character: the split cut a piece
+    probs[1] = _piece_probs("ABC123", 0.99, classes)
+    best_reads([whole, split], probs, classes, region, Settings(), best)
+    assert best[0][0].text == "ABC123"
+
+
+def _touching_crop(plate, joined: int) -> np.ndarray:
+    """The grey crop of a synthetic ``plate`` with character ``joined`` and the next bridged
+    by a bar of ink (as grime, a bolt or a low resolution joins them on real plates)."""
+    gray = _gray(plate.image)
+    a, b = plate.char_boxes[joined], plate.char_boxes[joined + 1]
+    y = a[1] + a[3] // 2
+    thick = max(2, a[3] // 12)
+    cv2.line(gray, (a[0] + a[2] - 2, y), (b[0] + 2, y), int(np.percentile(gray, 2)), thick)
+    return gray
+
+
+def test_touching_characters_are_read_split_when_the_halves_read_well(us_model):
+    region = load_region("us")
+    crops = list(synth_crops(20, seed=41, region=region))
+    touching = [_touching_crop(c, 2) for _, c in crops]
+
+    def reads(settings):
+        found = [recognize_crop(g, us_model, region, settings) for g in touching]
+        return [r[0].text if r else "" for r in found]
+
+    texts = [c.text for _, c in crops]
+    split, unsplit = reads(Settings()), reads(Settings(split_prior=0))
+    right = [sum(r == t for r, t in zip(found, texts, strict=True)) for found in (split, unsplit)]
+    whole = [
+        sum(len(r) == len(t) for r, t in zip(found, texts, strict=True))
+        for found in (split, unsplit)
+    ]
+    assert right[0] > right[1]
+    assert whole[0] >= whole[1] + 5, (split, unsplit)

@@ -8,9 +8,13 @@ from anpr_core.segment import (
     PLATE_HEIGHT,
     component_boxes,
     drop_distant_ends,
+    drop_thin_ends,
     erase_frame_lines,
+    is_vertical_line,
     rectify,
     segment_plate,
+    segment_plate_cuts,
+    split_touching,
 )
 from anpr_core.synth import synth_crops, synth_plate
 
@@ -90,6 +94,16 @@ def test_a_distant_end_piece_is_dropped_only_where_the_region_says_so():
     assert drop_distant_ends(row[1:], 2.0) == row[1:]
 
 
+def test_a_sliver_at_an_end_of_the_row_is_dropped():
+    row = [(10 + 26 * i, 10, 20, 40) for i in range(6)]
+    sliver = (168, 10, 4, 40)  # a frame edge cut to the character band
+    assert drop_thin_ends([*row, sliver]) == row
+    assert drop_thin_ends([sliver, *row]) == row
+    one = (168, 10, 6, 40)  # a thin 1 is wider than a quarter of the other characters
+    assert drop_thin_ends([*row, one]) == [*row, one]
+    assert drop_thin_ends([sliver, *row[:2]]) == [sliver, *row[:2]]  # too few to judge
+
+
 def _framed_plate(text: str, seed: int) -> tuple[np.ndarray, list]:
     """A grey synthetic plate at PLATE_HEIGHT rows with a dark frame drawn tight around its
     characters, touching the first and the last, and its character boxes."""
@@ -136,3 +150,57 @@ def test_components_of_a_plate_too_speckled_for_16_bit_labels():
     boxes = component_boxes(binary)
     assert len(boxes) == 40 * 1700 - 12 * 7 + 1
     assert ((100, 10, 10, 20), 200) in boxes
+
+
+def test_touching_pieces_are_split_where_their_ink_is_thinnest():
+    binary = np.zeros((80, 240), np.uint8)
+    boxes = []
+    for x in (10, 40, 70, 100):
+        binary[20:60, x : x + 18] = 255
+        boxes.append((x, 20, 18, 40))
+    binary[20:60, 130:144] = 255  # a narrow character and a wide one, joined by a thin bridge
+    binary[39:41, 144:150] = 255
+    binary[20:60, 150:172] = 255
+    boxes.append((130, 20, 42, 40))
+    split = split_touching(binary, boxes)
+    assert split[:4] == boxes[:4]
+    assert len(split) == 6
+    left, right = split[4:]
+    assert 143 <= left[0] + left[2] <= 151 and 143 <= right[0] <= 151
+    assert split_touching(binary, boxes[:4]) is None  # no piece is wide: no other cut
+
+
+def _touching_plate(text: str, seed: int, joined: int) -> tuple[np.ndarray, list]:
+    """A grey synthetic plate at PLATE_HEIGHT rows with characters ``joined`` and the next
+    bridged by a bar of ink, and its character boxes."""
+    plate = synth_plate(np.random.default_rng(seed), load_region("us"), text)
+    scale = PLATE_HEIGHT / plate.image.shape[0]
+    gray = cv2.resize(_gray(plate.image), None, fx=scale, fy=scale)
+    boxes = [tuple(int(round(v * scale)) for v in b) for b in plate.char_boxes]
+    a, b = boxes[joined], boxes[joined + 1]
+    y = a[1] + a[3] // 2
+    cv2.line(gray, (a[0] + a[2] - 3, y), (b[0] + 3, y), int(np.percentile(gray, 2)), 3)
+    return gray, boxes
+
+
+def test_touching_characters_are_offered_split_beside_the_unsplit_cut():
+    region = load_region("us")
+    gray, boxes = _touching_plate("KC4Z3X", 1, joined=2)
+    unsplit, split = segment_plate_cuts(gray, region, split=True)
+    assert len(unsplit) == 5  # 4 and Z come out as one piece
+    assert len(split) == 6
+    for char, (x, _, w, _) in zip(split, boxes, strict=True):
+        assert abs(char.box[0] + char.box[2] / 2 - (x + w / 2)) <= 5
+    assert len(segment_plate_cuts(gray, region)) == 1  # without ``split``, the pieces alone
+
+
+def test_a_leaning_frame_edge_is_a_vertical_line():
+    binary = np.zeros((80, 60), np.uint8)
+    binary[5:21, 18:20] = 255  # a frame edge, two columns over where it crosses the band
+    binary[21:59, 21:23] = 255
+    piece = (21, 21, 2, 38)  # the cut of it the character band leaves
+    assert is_vertical_line(binary, piece)
+    assert not is_vertical_line(binary, piece, pad=0)
+    binary[:, 40:43] = 0
+    binary[21:59, 40:43] = 255  # a 1: its ink stops with the band
+    assert not is_vertical_line(binary, (40, 21, 3, 38))
