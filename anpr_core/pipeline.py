@@ -70,9 +70,15 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
-        """The settings in ``data``; keys this version does not know are ignored."""
+        """The settings in ``data``; keys this version does not know are ignored, and a
+        setting that came after the version was stored takes the value that reads as that
+        version did (``ADDED_LATER``)."""
         known = {k: _tuples(v) for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(**{**ADDED_LATER, **known})
+
+
+# Settings added after models were registered, with the value that reads as those models did.
+ADDED_LATER = {"split_prior": 0.0}
 
 
 def _lists(value):

@@ -200,3 +200,10 @@ def test_touching_characters_are_read_split_when_the_halves_read_well(us_model):
     ]
     assert right[0] > right[1]
     assert whole[0] >= whole[1] + 5, (split, unsplit)
+
+
+def test_settings_of_an_older_version_read_as_it_did():
+    stored = Settings().to_dict()
+    assert Settings.from_dict(stored) == Settings()
+    del stored["split_prior"]  # a version stored before touching characters were split
+    assert Settings.from_dict(stored).split_prior == 0.0
