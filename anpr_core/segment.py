@@ -8,6 +8,7 @@ state names, slogans and stickers fail one of those tests.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from statistics import median
 
 import cv2
@@ -19,6 +20,7 @@ from anpr_core.records import Box, CharImage, Quad
 PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
 THIN_END_RATIO = 0.25  # width, in median piece widths, below which an end piece is a frame edge
 SPLIT_RATIO = 1.4  # width, in median piece widths, from which a piece may be touching characters
+LOOSE_HEIGHT_FACTOR = 0.8  # least character height, against the region's, of a second look
 
 
 def rectify_transform(quad: Quad, height: int = PLATE_HEIGHT) -> tuple[np.ndarray, int]:
@@ -419,9 +421,36 @@ def plate_boxes(
     block_fraction: float = 0.2,
     offset: float = 30,
 ) -> tuple[np.ndarray, list[Box]]:
-    """The binary plate the characters are cut from and their boxes, left to right."""
+    """The binary plate the characters are cut from and their boxes, left to right.
+
+    When the row holds fewer pieces than the region's fewest characters, the pieces are
+    looked for again down to ``LOOSE_HEIGHT_FACTOR`` of the region's least character height
+    (``loosened``): a candidate drawn around the plate's frame or holder, or around a plate
+    with a name strip above its characters, makes every character short against it, and
+    the whole row fails the height test together.
+    """
     binary = binarize(plate, polarity, block_fraction, offset)
-    boxes = row_boxes(binary, region)
+    components = component_boxes(binary)
+    found = boxes_in(binary, components, region)
+    if len(found[1]) < region.char_count[0]:
+        again = boxes_in(binary, components, loosened(region))
+        if len(again[1]) > len(found[1]):
+            return again
+    return found
+
+
+def loosened(region: RegionConfig, factor: float = LOOSE_HEIGHT_FACTOR) -> RegionConfig:
+    """``region`` with its least character height (a fraction of the plate's) times ``factor``."""
+    low, high = region.char_height_fraction
+    return replace(region, char_height_fraction=(low * factor, high))
+
+
+def boxes_in(
+    binary: np.ndarray, components: list[tuple[Box, int]], region: RegionConfig
+) -> tuple[np.ndarray, list[Box]]:
+    """The binary plate the characters are cut from (``binary`` or it cut to the character
+    band) and their boxes in it, left to right; ``components`` are ``binary``'s."""
+    boxes = character_row(merge_overlapping(plausible_chars(components, binary.shape, region)))
     band = character_band(boxes) or band_from_profile(binary, region)
     if band is not None:
         clipped = clip_to_band(erase_frame_lines(binary, band), band)

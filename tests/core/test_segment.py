@@ -11,6 +11,8 @@ from anpr_core.segment import (
     drop_thin_ends,
     erase_frame_lines,
     is_vertical_line,
+    loosened,
+    plate_boxes,
     rectify,
     segment_plate,
     segment_plate_cuts,
@@ -204,3 +206,18 @@ def test_a_leaning_frame_edge_is_a_vertical_line():
     binary[:, 40:43] = 0
     binary[21:59, 40:43] = 255  # a 1: its ink stops with the band
     assert not is_vertical_line(binary, (40, 21, 3, 38))
+
+
+def test_characters_short_against_a_loose_candidate_are_looked_for_again():
+    region = load_region("br")
+    plate = _gray(synth_plate(np.random.default_rng(2), region, "ABC1234").image)
+    pad = plate.shape[0] // 2  # a candidate twice the plate's height, its characters short
+    loose = cv2.copyMakeBorder(plate, pad, pad, 0, 0, cv2.BORDER_REPLICATE)
+    loose = cv2.resize(
+        loose, None, fx=PLATE_HEIGHT / loose.shape[0], fy=PLATE_HEIGHT / loose.shape[0]
+    )
+    _, boxes = plate_boxes(loose, region)
+    heights = [h / PLATE_HEIGHT for _, _, _, h in boxes]
+    assert len(boxes) == 7
+    assert max(heights) < region.char_height_fraction[0]
+    assert loosened(region).char_height_fraction[0] <= min(heights)
