@@ -10,6 +10,7 @@ from anpr_core.segment import (
     drop_distant_ends,
     drop_thin_ends,
     erase_frame_lines,
+    has_short_pieces,
     is_vertical_line,
     loosened,
     plate_boxes,
@@ -221,3 +222,14 @@ def test_characters_short_against_a_loose_candidate_are_looked_for_again():
     assert len(boxes) == 7
     assert max(heights) < region.char_height_fraction[0]
     assert loosened(region).char_height_fraction[0] <= min(heights)
+
+
+def test_a_second_look_is_taken_only_where_a_piece_is_as_short_as_it_admits():
+    region = load_region("br")
+    low = region.char_height_fraction[0] * PLATE_HEIGHT
+    plate = np.zeros((PLATE_HEIGHT, 200), np.uint8)
+    short = [((10 * i, 5, 6, int(low * 0.9)), 30) for i in range(3)]
+    tall = [((10 * i, 5, 6, int(low) + 2), 30) for i in range(3)]
+    tiny = [((10 * i, 5, 6, int(low * 0.5)), 10) for i in range(3)]
+    assert has_short_pieces(short, plate, region)
+    assert not has_short_pieces(tall + tiny, plate, region)
