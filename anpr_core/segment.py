@@ -423,9 +423,10 @@ def plate_boxes(
 ) -> tuple[np.ndarray, list[Box]]:
     """The binary plate the characters are cut from and their boxes, left to right.
 
-    When the row holds fewer pieces than the region's fewest characters, the pieces are
-    looked for again down to ``LOOSE_HEIGHT_FACTOR`` of the region's least character height
-    (``loosened``): a candidate drawn around the plate's frame or holder, or around a plate
+    When the row holds fewer pieces than the region's fewest characters and some component
+    is that short (``has_short_pieces``), the pieces are looked for again down to
+    ``LOOSE_HEIGHT_FACTOR`` of the region's least character height (``loosened``): a
+    candidate drawn around the plate's frame or holder, or around a plate
     with a name strip above its characters, makes every character short against it, and
     the whole row fails the height test together.
     """
