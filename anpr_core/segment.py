@@ -271,8 +271,14 @@ def band_from_profile(binary: np.ndarray, region: RegionConfig) -> tuple[int, in
 
 def row_boxes(binary: np.ndarray, region: RegionConfig) -> list[Box]:
     """Character boxes of one binary plate: plausible components forming the character row."""
-    boxes = plausible_chars(component_boxes(binary), binary.shape, region)
-    return character_row(merge_overlapping(boxes))
+    return row_of(component_boxes(binary), binary.shape, region)
+
+
+def row_of(
+    components: list[tuple[Box, int]], shape: tuple[int, int], region: RegionConfig
+) -> list[Box]:
+    """The character row among ``components`` (boxes and areas) of a plate of ``shape``."""
+    return character_row(merge_overlapping(plausible_chars(components, shape, region)))
 
 
 def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> np.ndarray:
@@ -463,7 +469,7 @@ def boxes_in(
 ) -> tuple[np.ndarray, list[Box]]:
     """The binary plate the characters are cut from (``binary`` or it cut to the character
     band) and their boxes in it, left to right; ``components`` are ``binary``'s."""
-    boxes = character_row(merge_overlapping(plausible_chars(components, binary.shape, region)))
+    boxes = row_of(components, binary.shape, region)
     band = character_band(boxes) or band_from_profile(binary, region)
     if band is not None:
         clipped = clip_to_band(erase_frame_lines(binary, band), band)
