@@ -29,9 +29,19 @@ EXPAND_X, EXPAND_Y = 0.08, 0.15
 
 
 def plate_scales(
-    shape: tuple[int, int], region: RegionConfig, step: float = 1.6, max_scales: int = 5
+    shape: tuple[int, int],
+    region: RegionConfig,
+    step: float = 1.6,
+    max_scales: int = 5,
+    halvings: bool = False,
 ) -> list[float]:
-    """Resize factors that bring the region's expected plate heights to WORK_PLATE_HEIGHT."""
+    """Resize factors that bring the region's expected plate heights to WORK_PLATE_HEIGHT.
+
+    With ``halvings``, the same range is covered by a pyramid instead: the first scale, then
+    exact halves down to the last (within 1.2x). Each level is then resized from the one
+    before, as a 2x2 mean that costs little, and holds fewer pixels: on US scenes that
+    localizes 1.5x faster and finds as many plates (README, "Speed").
+    """
     width = shape[1]
     lo, hi = region.plate_width_fraction
     smallest = max(MIN_PLATE_HEIGHT, lo * width / region.plate_aspect)
@@ -42,7 +52,13 @@ def plate_scales(
     while height <= largest * 1.25 and len(scales) < max_scales:
         scales.append(min(cap, WORK_PLATE_HEIGHT / height))
         height *= step
-    return sorted(set(scales), reverse=True) or [1.0]
+    scales = sorted(set(scales), reverse=True) or [1.0]
+    if not halvings:
+        return scales
+    levels = [scales[0]]
+    while levels[-1] > scales[-1] * 1.2:
+        levels.append(levels[-1] / 2)
+    return levels
 
 
 def _kernel(width: float, height: float) -> np.ndarray:
@@ -216,15 +232,20 @@ def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidat
 
 
 def localize_plates(
-    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10
+    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10, halvings: bool = True
 ) -> list[Candidate]:
-    """Plate candidates in a grey scene, best first, at most ``max_candidates``."""
+    """Plate candidates in a grey scene, best first, at most ``max_candidates``; scales by
+    ``plate_scales`` (``halvings``: each level resized from the one before)."""
     found: list[Blob] = []
-    for scale in plate_scales(gray.shape, region):
+    source, source_scale = gray, 1.0
+    for scale in plate_scales(gray.shape, region, halvings=halvings):
         small = gray
         if scale != 1.0:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=interp)
+            factor = scale / source_scale
+            interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+            small = cv2.resize(source, None, fx=factor, fy=factor, interpolation=interp)
+        if halvings:
+            source, source_scale = small, scale
         for polarity in region.polarity:
             mask = text_blobs(small, polarity)
             found.extend(plate_blobs(mask, scale, gray.shape, region, polarity))

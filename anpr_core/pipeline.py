@@ -63,6 +63,10 @@ class Settings:
     # Score factor for a cut with its widest pieces split as touching characters
     # (``segment.split_touching``), read beside the unsplit cut; 0: never split.
     split_prior: float = 0.8
+    # Localize on a pyramid of exact halvings (``localize.plate_scales``).
+    scale_halvings: bool = True
+    # Re-read a redrawn candidate only the way (polarity, threshold) that read it best.
+    refine_same_cut: bool = True
 
     def to_dict(self) -> dict:
         """Plain-data form, for logging next to a model."""
@@ -78,7 +82,7 @@ class Settings:
 
 
 # Settings added after models were registered, with the value that reads as those models did.
-ADDED_LATER = {"split_prior": 0.0}
+ADDED_LATER = {"split_prior": 0.0, "scale_halvings": False, "refine_same_cut": False}
 
 
 def _lists(value):
@@ -138,6 +142,7 @@ class Hypothesis:
     chars: list[CharImage]
     prior: float = 1.0  # score factor: below 1 for a less usual polarity or threshold
     halves: tuple[int, ...] = ()  # pieces split from a wider one: a read must keep them all
+    threshold: tuple[float, float] = ()  # (block fraction, offset) of the binarization
 
 
 def quad_height(quad) -> float:
@@ -188,17 +193,19 @@ def best_reads(
 
 
 def read_candidates(
-    gray, candidates, model, classes, region, settings, timer
+    gray, candidates, model, classes, region, settings, timer, plans=None
 ) -> dict[int, tuple[Read, Hypothesis]]:
     """The best read of each candidate that has one, keyed by the candidate's index.
 
+    Each candidate is cut the ways of its ``plans`` entry (default: ``hypothesis_plan``).
     Hypotheses go in rounds, most promising first; a candidate already read with a score of
     ``settings.good_read_score`` is not cut again. Each round classifies all its pieces in
     one batch: the classifier's cost is mostly per call.
     """
     with timer.stage("segment"):
         plates = [rectify(gray, c.quad, PLATE_HEIGHT) for c in candidates]
-    plans = [hypothesis_plan(c, region, settings) for c in candidates]
+    if plans is None:
+        plans = [hypothesis_plan(c, region, settings) for c in candidates]
     best: dict[int, tuple[Read, Hypothesis]] = {}
     for step in range(max((len(p) for p in plans), default=0)):
         found = []
@@ -216,7 +223,9 @@ def read_candidates(
                     if len(chars) >= settings.min_chars:
                         cut_prior = prior * (settings.split_prior if k else 1.0)
                         halves = tuple(i for i, c in enumerate(chars) if c.box not in whole)
-                        found.append(Hypothesis(index, polarity, chars, cut_prior, halves))
+                        found.append(
+                            Hypothesis(index, polarity, chars, cut_prior, halves, (block, offset))
+                        )
         if not found:
             continue
         with timer.stage("describe+classify"):
@@ -250,7 +259,10 @@ def refined_candidate(
 def refine(gray, candidates, best, model, classes, region, settings, timer) -> None:
     """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
     best-read candidates by its redrawn self (``refined_candidate``, one per reach of
-    ``settings.refine_reaches``) where that reads at least as well."""
+    ``settings.refine_reaches``) where that reads at least as well.
+
+    With ``settings.refine_same_cut``, a redrawn candidate is cut only the way that read it
+    best: it holds the same characters, and the other ways cost as much again to read."""
     top = sorted(best, key=lambda i: _read_rank(best[i][0]), reverse=True)
     top = top[: settings.refine_top]
     refined = [
@@ -258,11 +270,23 @@ def refine(gray, candidates, best, model, classes, region, settings, timer) -> N
         for reach in settings.refine_reaches
         for index in top
     ]
-    again = read_candidates(gray, [c for _, c in refined], model, classes, region, settings, timer)
+    plans = [hypothesis_plan(c, region, settings) for _, c in refined]
+    if settings.refine_same_cut:
+        plans = [same_cut(plan, best[i][1]) for plan, (i, _) in zip(plans, refined, strict=True)]
+    again = read_candidates(
+        gray, [c for _, c in refined], model, classes, region, settings, timer, plans
+    )
     for j, (index, candidate) in enumerate(refined):
         if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
             candidates[index] = candidate
             best[index] = again[j]
+
+
+def same_cut(plan: list[tuple], hypothesis: Hypothesis) -> list[tuple]:
+    """The steps of ``plan`` that cut the way ``hypothesis`` did (its polarity and threshold)."""
+    return [
+        step for step in plan if (step[0], step[1:3]) == (hypothesis.polarity, hypothesis.threshold)
+    ]
 
 
 def _read_rank(read: Read) -> float:
@@ -298,7 +322,7 @@ def analyze(
         verifier = plate_verifier(model)
         with timer.stage("localize"):
             proposed = settings.verify_candidates if verifier else settings.max_candidates
-            candidates = localize_plates(gray, region, proposed)
+            candidates = localize_plates(gray, region, proposed, settings.scale_halvings)
         with timer.stage("verify"):
             keep = settings.verified_candidates if verifier else settings.max_candidates
             candidates = verified(gray, candidates, verifier)[:keep]

@@ -74,6 +74,28 @@ def test_scales_bring_expected_plates_to_the_working_height():
     assert 1.5 in plate_scales((480, 640), region)  # a small one is, for its smallest plates
 
 
+@pytest.mark.parametrize("shape", [(720, 1280), (480, 640), (1080, 1920), (1280, 1280)])
+def test_halvings_cover_the_same_scales_with_exact_halves(shape):
+    for name in ("us", "eu", "br"):
+        region = load_region(name)
+        scales = plate_scales(shape, region)
+        levels = plate_scales(shape, region, halvings=True)
+        assert levels[0] == scales[0]
+        assert all(b == a / 2 for a, b in zip(levels, levels[1:], strict=False))
+        assert scales[-1] / 2 < levels[-1] <= scales[-1] * 1.2 or len(levels) == 1
+
+
+@pytest.mark.parametrize("halvings", [True, False])
+def test_both_scale_schemes_find_synthetic_plates(halvings):
+    region = load_region("us")
+    found = 0
+    for _, scene in synth_scenes(12, seed=22, region=region):
+        gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
+        candidates = localize_plates(gray, region, 10, halvings)
+        found += any(iou(c.box, scene.plates[0][0]) >= 0.3 for c in candidates)
+    assert found >= 10, found
+
+
 def test_opening_then_closing_in_three_passes_equals_the_two_operations():
     rng = np.random.default_rng(3)
     mask = cv2.dilate((rng.random((150, 260)) > 0.97).astype(np.uint8) * 255, np.ones((3, 7)))

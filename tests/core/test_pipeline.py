@@ -13,8 +13,10 @@ from anpr_core.pipeline import (
     Settings,
     analyze,
     best_reads,
+    hypothesis_plan,
     recognize,
     recognize_crop,
+    same_cut,
     to_gray,
 )
 from anpr_core.records import Candidate, CharImage
@@ -207,3 +209,31 @@ def test_settings_of_an_older_version_read_as_it_did():
     assert Settings.from_dict(stored) == Settings()
     del stored["split_prior"]  # a version stored before touching characters were split
     assert Settings.from_dict(stored).split_prior == 0.0
+    for later in ("scale_halvings", "refine_same_cut"):  # stored before the speed work
+        del stored[later]
+        assert getattr(Settings.from_dict(stored), later) is False
+
+
+def test_a_redrawn_candidate_is_cut_only_the_way_that_read_it():
+    region = load_region("us")
+    settings = Settings()
+    quad = ((0.0, 0.0), (199.0, 0.0), (199.0, 99.0), (0.0, 99.0))
+    plan = hypothesis_plan(Candidate((0, 0, 200, 100), quad, 1.0), region, settings)
+    assert len(plan) == len(region.polarity) * len(settings.thresholds)
+    for polarity, block, offset, prior in plan:
+        winner = Hypothesis(0, polarity, [], prior, (), (block, offset))
+        assert same_cut(plan, winner) == [(polarity, block, offset, prior)]
+
+
+def test_the_same_cut_refinement_reads_synthetic_plates_as_well(us_model):
+    region = load_region("us")
+    scenes = [s for _, s in synth_scenes(16, seed=57, region=region)]
+
+    def right(settings):
+        reads = [recognize(s.image, us_model, region, settings) for s in scenes]
+        return sum(
+            bool(r) and r[0].text == s.plates[0][1] for r, s in zip(reads, scenes, strict=True)
+        )
+
+    same, every = right(Settings()), right(Settings(refine_same_cut=False))
+    assert same >= every - 1 and same >= 12, (same, every)
