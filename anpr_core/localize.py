@@ -26,6 +26,9 @@ MIN_PLATE_HEIGHT = 10  # smallest plate, in source pixels, worth a candidate
 # 1.1-1.25x too wide and 1.2-1.35x too high (median, best candidate vs labeled plate) in the
 # US, EU and BR scenes alike.
 EXPAND_X, EXPAND_Y = 0.08, 0.15
+# How scales are laid out (``localize_plates``): "scales", one resize of the scene per expected
+# plate height; "pyramid", exact halvings with the first level's mask at half resolution.
+SCHEMES = ("scales", "pyramid")
 
 
 def plate_scales(
@@ -71,8 +74,13 @@ def _odd(size: float) -> int:
     return n if n % 2 else n + 1
 
 
-def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
-    """Binary mask of rows of character-like marks in a grey image at working scale."""
+def text_blobs(gray: np.ndarray, polarity: str, halve: bool = False) -> np.ndarray:
+    """Binary mask of rows of character-like marks in a grey image at working scale.
+
+    With ``halve``, the mask is made at half the image's resolution: the marks and their
+    gradient are found at full resolution, and only joining them into rows (blur, closing,
+    threshold, opening), which needs no fine detail, runs on a quarter of the pixels.
+    """
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
     hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
@@ -83,8 +91,11 @@ def text_blobs(gray: np.ndarray, polarity: str) -> np.ndarray:
     if peak <= 0:
         return np.zeros_like(gray)
     # |sobel| * 255 / peak, truncated to uint8 (the -0.5 turns rounding into truncation)
-    grad = cv2.convertScaleAbs(cv2.absdiff(sobel, 0), alpha=255.0 / peak, beta=-0.5)
-    grad = cv2.GaussianBlur(grad, (5, 5), 0)
+    grad = cv2.convertScaleAbs(np.abs(sobel), alpha=255.0 / peak, beta=-0.5)
+    if halve:  # an area resize by exactly one half is a 2x2 mean, itself a blur
+        grad = cv2.resize(grad, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        ph /= 2
+    grad = cv2.GaussianBlur(grad, (3, 3) if halve else (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
     _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     return open_then_close(mask, (_odd(ph * 0.5), _odd(ph * 0.3)))
@@ -163,9 +174,15 @@ class Blob:
 
 
 def plate_blobs(
-    mask: np.ndarray, scale: float, shape: tuple[int, int], region: RegionConfig, polarity: str
+    mask: np.ndarray,
+    scale: float,
+    shape: tuple[int, int],
+    region: RegionConfig,
+    polarity: str,
+    unit: float = 1.0,
 ) -> list[Blob]:
-    """The blobs of ``mask`` whose shape and size fit the region.
+    """The blobs of ``mask`` (at ``scale`` of the scene) whose shape and size fit the region;
+    ``unit`` is the mask's pixels per pixel at working scale (0.5 for a halved mask).
 
     Most blobs are specks: their rotated rects are sized up all at once, and only those that
     fit are scored.
@@ -181,7 +198,7 @@ def plate_blobs(
     plate_w = w * (1 + 2 * EXPAND_X) / scale
     aspect = plate_w / np.maximum(h * (1 + 2 * EXPAND_Y) / scale, 1e-9)
     fits = (
-        (h >= 4)
+        (h >= 4 * unit)
         & (lo_a <= aspect)
         & (aspect <= hi_a)
         & (lo_w * shape[1] <= plate_w)
@@ -191,7 +208,7 @@ def plate_blobs(
     found = []
     for i in np.flatnonzero(fits):
         fill = cv2.contourArea(contours[i]) / max(1.0, w[i] * h[i])
-        size_fit = math.exp(-abs(math.log(h[i] / (WORK_PLATE_HEIGHT * 0.55))))
+        size_fit = math.exp(-abs(math.log(h[i] / (WORK_PLATE_HEIGHT * 0.55 * unit))))
         aspect_fit = math.exp(-abs(math.log(aspect[i] / region.plate_aspect)))
         score = fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit)
         # the box of the corners as they come: ordering them repeats one at exactly 45 degrees
@@ -232,13 +249,22 @@ def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidat
 
 
 def localize_plates(
-    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10, halvings: bool = True
+    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10, scheme: str = "pyramid"
 ) -> list[Candidate]:
-    """Plate candidates in a grey scene, best first, at most ``max_candidates``; scales by
-    ``plate_scales`` (``halvings``: each level resized from the one before)."""
+    """Plate candidates in a grey scene, best first, at most ``max_candidates``.
+
+    ``scheme`` (``SCHEMES``) "pyramid": levels of exact halvings (``plate_scales``), each
+    resized from the one before, and the first (finest, most pixels) level's mask made at
+    half resolution (``text_blobs``); "scales": each scale resized from the scene, every mask
+    at its scale's resolution. On US scenes the pyramid localizes about 2.3x faster; it finds
+    and reads a few plates fewer (README, "Speed").
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown localization scheme {scheme!r}: one of {', '.join(SCHEMES)}")
+    halvings = scheme == "pyramid"
     found: list[Blob] = []
     source, source_scale = gray, 1.0
-    for scale in plate_scales(gray.shape, region, halvings=halvings):
+    for level, scale in enumerate(plate_scales(gray.shape, region, halvings=halvings)):
         small = gray
         if scale != 1.0:
             factor = scale / source_scale
@@ -246,8 +272,9 @@ def localize_plates(
             small = cv2.resize(source, None, fx=factor, fy=factor, interpolation=interp)
         if halvings:
             source, source_scale = small, scale
+        unit = 0.5 if halvings and level == 0 else 1.0
         for polarity in region.polarity:
-            mask = text_blobs(small, polarity)
-            found.extend(plate_blobs(mask, scale, gray.shape, region, polarity))
+            mask = text_blobs(small, polarity, halve=unit < 1)
+            found.extend(plate_blobs(mask, scale * unit, gray.shape, region, polarity, unit))
     kept = best_apart([b.box for b in found], [b.score for b in found], 0.5, max_candidates)
     return [found[i].candidate(region.plate_aspect) for i in kept]

@@ -63,8 +63,7 @@ class Settings:
     # Score factor for a cut with its widest pieces split as touching characters
     # (``segment.split_touching``), read beside the unsplit cut; 0: never split.
     split_prior: float = 0.8
-    # Localize on a pyramid of exact halvings (``localize.plate_scales``).
-    scale_halvings: bool = True
+    localize_scheme: str = "pyramid"  # how localization lays out its scales (localize.SCHEMES)
     # Re-read a redrawn candidate only the way (polarity, threshold) that read it best.
     refine_same_cut: bool = True
 
@@ -82,7 +81,7 @@ class Settings:
 
 
 # Settings added after models were registered, with the value that reads as those models did.
-ADDED_LATER = {"split_prior": 0.0, "scale_halvings": False, "refine_same_cut": False}
+ADDED_LATER = {"split_prior": 0.0, "localize_scheme": "scales", "refine_same_cut": False}
 
 
 def _lists(value):
@@ -322,7 +321,7 @@ def analyze(
         verifier = plate_verifier(model)
         with timer.stage("localize"):
             proposed = settings.verify_candidates if verifier else settings.max_candidates
-            candidates = localize_plates(gray, region, proposed, settings.scale_halvings)
+            candidates = localize_plates(gray, region, proposed, settings.localize_scheme)
         with timer.stage("verify"):
             keep = settings.verified_candidates if verifier else settings.max_candidates
             candidates = verified(gray, candidates, verifier)[:keep]

@@ -315,7 +315,7 @@ def fit_char_model(
     final = rounds(model=model, copies=class_copies(first.y, augment, max_boost))
     model = build_classifier(seed=seed, **classifier_params).fit(final.X, final.y)
     verifier = fit_plate_verifier(
-        plates, region, seed, map_plates, load_plate, settings.scale_halvings
+        plates, region, seed, map_plates, load_plate, settings.localize_scheme
     )
     if verifier is not None:
         model.plate_verifier_ = verifier

@@ -89,12 +89,12 @@ def box_candidate(box: Box, polarity: str = "dark_on_light") -> Candidate:
 
 
 def training_rows(
-    gray: np.ndarray, box: Box, region: RegionConfig, halvings: bool = True
+    gray: np.ndarray, box: Box, region: RegionConfig, scheme: str = "pyramid"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features, labels 1/0) from one labeled scene: its localization candidates (found
-    as ``localize_plates(..., halvings)``) that overlap the labeled plate (1) or hardly at all
+    by ``localize_plates`` with ``scheme``) that overlap the labeled plate (1) or hardly at all
     (0), and the labeled box itself (1)."""
-    candidates = localize_plates(gray, region, TRAIN_CANDIDATES, halvings)
+    candidates = localize_plates(gray, region, TRAIN_CANDIDATES, scheme)
     overlaps = [iou(c.box, box) for c in candidates]
     chosen = [c for c, o in zip(candidates, overlaps, strict=True) if not NEGATIVE_IOU <= o < 0.5]
     labels = [1 if iou(c.box, box) >= POSITIVE_IOU else 0 for c in chosen]
@@ -103,11 +103,11 @@ def training_rows(
     return candidate_features(gray, chosen), np.array(labels)
 
 
-def scene_rows(plate, region: RegionConfig, load_plate=None, halvings: bool = True):
+def scene_rows(plate, region: RegionConfig, load_plate=None, scheme: str = "pyramid"):
     """``training_rows`` of a labeled scene (``load_plate(plate)`` gives its grey image, box
     and text), or None for a plate crop (no box)."""
     gray, box, _ = load_plate(plate) if load_plate else plate
-    return None if box is None else training_rows(gray, box, region, halvings)
+    return None if box is None else training_rows(gray, box, region, scheme)
 
 
 def fit_plate_verifier(
@@ -116,14 +116,14 @@ def fit_plate_verifier(
     seed: int = 0,
     map_plates=None,
     load_plate=None,
-    halvings: bool = True,
+    scheme: str = "pyramid",
 ) -> Pipeline | None:
     """A plate verifier fitted on the scenes among ``plates`` (triples of grey image, box or
     None, text, or references ``load_plate`` turns into them), on the candidates
-    ``localize_plates(..., halvings)`` proposes; None when they hold no scene with both plate
+    ``localize_plates`` proposes with ``scheme``; None when they hold no scene with both plate
     and non-plate candidates. ``map_plates(fn, items)`` returns
     ``[fn(item) for item in items]`` (default: in this process)."""
-    rows_of = functools.partial(scene_rows, region=region, load_plate=load_plate, halvings=halvings)
+    rows_of = functools.partial(scene_rows, region=region, load_plate=load_plate, scheme=scheme)
     items = list(plates)
     found = map_plates(rows_of, items) if map_plates else [rows_of(p) for p in items]
     found = [r for r in found if r is not None]

@@ -6,6 +6,7 @@ import pytest
 
 from anpr_core.config import load_region
 from anpr_core.localize import (
+    SCHEMES,
     best_apart,
     localize_plates,
     open_then_close,
@@ -13,6 +14,7 @@ from anpr_core.localize import (
     plate_rect,
     plate_scales,
     suppress,
+    text_blobs,
 )
 from anpr_core.metrics import iou
 from anpr_core.records import Candidate
@@ -85,13 +87,13 @@ def test_halvings_cover_the_same_scales_with_exact_halves(shape):
         assert scales[-1] / 2 < levels[-1] <= scales[-1] * 1.2 or len(levels) == 1
 
 
-@pytest.mark.parametrize("halvings", [True, False])
-def test_both_scale_schemes_find_synthetic_plates(halvings):
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_both_scale_schemes_find_synthetic_plates(scheme):
     region = load_region("us")
     found = 0
     for _, scene in synth_scenes(12, seed=22, region=region):
         gray = cv2.cvtColor(scene.image, cv2.COLOR_BGR2GRAY)
-        candidates = localize_plates(gray, region, 10, halvings)
+        candidates = localize_plates(gray, region, 10, scheme)
         found += any(iou(c.box, scene.plates[0][0]) >= 0.3 for c in candidates)
     assert found >= 10, found
 
@@ -123,3 +125,16 @@ def test_blob_boxes_hold_every_corner_of_their_plate_at_any_angle():
         x, y, w, h = blob.box
         assert (corners[:, 0] >= x - 1e-3).all() and (corners[:, 0] <= x + w + 1e-3).all()
         assert (corners[:, 1] >= y - 1e-3).all() and (corners[:, 1] <= y + h + 1e-3).all()
+
+
+def test_a_halved_mask_holds_the_same_row_of_marks_at_half_resolution():
+    gray = np.full((120, 240), 200, np.uint8)
+    for i in range(7):  # a row of dark characters about as tall as a plate's at working scale
+        cv2.rectangle(gray, (40 + i * 22, 50), (40 + i * 22 + 5, 68), 30, -1)
+    full = text_blobs(gray, "dark_on_light")
+    half = text_blobs(gray, "dark_on_light", halve=True)
+    assert half.shape == (60, 120)
+    for mask, k in ((full, 1), (half, 2)):
+        x, y, w, h = cv2.boundingRect(cv2.findNonZero(mask))
+        assert abs(x * k - 40) <= 8 and abs((x + w) * k - 177) <= 10, (x, w, k)
+        assert y * k <= 52 and (y + h) * k >= 66, (y, h, k)

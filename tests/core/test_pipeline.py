@@ -209,9 +209,9 @@ def test_settings_of_an_older_version_read_as_it_did():
     assert Settings.from_dict(stored) == Settings()
     del stored["split_prior"]  # a version stored before touching characters were split
     assert Settings.from_dict(stored).split_prior == 0.0
-    for later in ("scale_halvings", "refine_same_cut"):  # stored before the speed work
-        del stored[later]
-        assert getattr(Settings.from_dict(stored), later) is False
+    del stored["localize_scheme"], stored["refine_same_cut"]  # stored before the speed work
+    older = Settings.from_dict(stored)
+    assert older.localize_scheme == "scales" and older.refine_same_cut is False
 
 
 def test_a_redrawn_candidate_is_cut_only_the_way_that_read_it():
