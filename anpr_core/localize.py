@@ -29,6 +29,10 @@ EXPAND_X, EXPAND_Y = 0.08, 0.15
 # How scales are laid out (``localize_plates``): "scales", one resize of the scene per expected
 # plate height; "pyramid", exact halvings with the first level's mask at half resolution.
 SCHEMES = ("scales", "pyramid")
+# Gradient (|Sobel| of the hat) under which a pyramid mask holds no text. The masks' Otsu
+# level adapts to any image, so in a flat or noisy one it falls at 1-2 and cuts noise into
+# plate-sized blobs; in every development scene (US, EU, BR) it is 25 or more.
+MIN_TEXT_GRADIENT = 8.0
 
 
 def plate_scales(
@@ -74,12 +78,15 @@ def _odd(size: float) -> int:
     return n if n % 2 else n + 1
 
 
-def text_blobs(gray: np.ndarray, polarity: str, halve: bool = False) -> np.ndarray:
+def text_blobs(
+    gray: np.ndarray, polarity: str, halve: bool = False, min_gradient: float = 0.0
+) -> np.ndarray:
     """Binary mask of rows of character-like marks in a grey image at working scale.
 
     With ``halve``, the mask is made at half the image's resolution: the marks and their
     gradient are found at full resolution, and only joining them into rows (blur, closing,
     threshold, opening), which needs no fine detail, runs on a quarter of the pixels.
+    Gradients under ``min_gradient`` are never text, whatever Otsu's level.
     """
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
@@ -88,8 +95,13 @@ def text_blobs(gray: np.ndarray, polarity: str, halve: bool = False) -> np.ndarr
     sobel = cv2.Sobel(hat, cv2.CV_16S, 1, 0, ksize=3)
     low, high, _, _ = cv2.minMaxLoc(sobel)
     peak = max(-low, high)
-    if peak <= 0:
-        return np.zeros_like(gray)
+    if peak <= 0 or peak < min_gradient:  # no text anywhere
+        empty = np.zeros_like(gray)
+        return (
+            cv2.resize(empty, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            if halve
+            else empty
+        )
     # |sobel| * 255 / peak, truncated to uint8 (the -0.5 turns rounding into truncation)
     grad = cv2.convertScaleAbs(np.abs(sobel), alpha=255.0 / peak, beta=-0.5)
     if halve:  # an area resize by exactly one half is a 2x2 mean, itself a blur
@@ -97,7 +109,10 @@ def text_blobs(gray: np.ndarray, polarity: str, halve: bool = False) -> np.ndarr
         ph /= 2
     grad = cv2.GaussianBlur(grad, (3, 3) if halve else (5, 5), 0)
     grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
-    _, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    level, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    floor = min_gradient * 255.0 / peak
+    if level < floor:
+        _, mask = cv2.threshold(grad, floor, 255, cv2.THRESH_BINARY)
     return open_then_close(mask, (_odd(ph * 0.5), _odd(ph * 0.3)))
 
 
@@ -274,7 +289,8 @@ def localize_plates(
             source, source_scale = small, scale
         unit = 0.5 if halvings and level == 0 else 1.0
         for polarity in region.polarity:
-            mask = text_blobs(small, polarity, halve=unit < 1)
+            floor = MIN_TEXT_GRADIENT if halvings else 0.0
+            mask = text_blobs(small, polarity, halve=unit < 1, min_gradient=floor)
             found.extend(plate_blobs(mask, scale * unit, gray.shape, region, polarity, unit))
     kept = best_apart([b.box for b in found], [b.score for b in found], 0.5, max_candidates)
     return [found[i].candidate(region.plate_aspect) for i in kept]

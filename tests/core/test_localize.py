@@ -138,3 +138,11 @@ def test_a_halved_mask_holds_the_same_row_of_marks_at_half_resolution():
         x, y, w, h = cv2.boundingRect(cv2.findNonZero(mask))
         assert abs(x * k - 40) <= 8 and abs((x + w) * k - 177) <= 10, (x, w, k)
         assert y * k <= 52 and (y + h) * k >= 66, (y, h, k)
+
+
+def test_a_flat_noisy_sky_gives_no_pyramid_candidates():
+    rng = np.random.default_rng(0)
+    sky = np.tile(np.linspace(120, 200, 480, dtype=np.uint8)[:, None], (1, 640))
+    sky = cv2.GaussianBlur(sky + rng.integers(0, 4, sky.shape, dtype=np.uint8), (5, 5), 0)
+    # Otsu alone cuts the noise of the halved mask into plate-sized blobs
+    assert localize_plates(sky, load_region("us"), 40, "pyramid") == []
