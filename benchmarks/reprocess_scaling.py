@@ -3,10 +3,12 @@ and on two (one thread each), and the peak memory of a worker.
 
     python benchmarks/reprocess_scaling.py [--images N] [--model URI] [--json]
 
-Synthesizes N archive images (default 500) in a temporary folder. Without ``--model`` it first
-trains a model on synthetic plates in a temporary MLflow store. The loop runs the job's own
-partition function in this process (read, recognize, write Parquet), so the three figures
-differ only in the Dask around them. Cluster start-up is excluded from the job's figures.
+Synthesizes N archive images (default 500) in a temporary folder. ``--partition-size`` is
+the most images per task; the job cuts a short run finer (``reprocess.partition_size_for``).
+Without ``--model`` it first trains a model on synthetic plates in a temporary MLflow store.
+The loop runs the job's own partition function in this process (read, recognize, write
+Parquet), so the three figures differ only in the Dask around them. Cluster start-up is
+excluded from the job's figures.
 Targets: ``overhead`` (1 - one_worker_ips / loop_ips) <= 0.15, ``speedup`` (two_worker_ips /
 one_worker_ips) >= 1.7, ``peak_worker_mib`` flat as N grows.
 """

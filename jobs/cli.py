@@ -105,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(reprocess)
     add_cluster_options(reprocess)
     reprocess.add_argument(
-        "--partition-size", type=positive_int, default=200, help="images per task (200)"
+        "--partition-size",
+        type=positive_int,
+        default=200,
+        help="most images per task (200; a short run is cut finer, about 10 tasks a thread)",
     )
     reprocess.add_argument(
         "--key-pattern",

@@ -14,7 +14,7 @@ from support import assert_one_row_per_key, odd_images
 from anpr_core.config import load_region
 from anpr_core.errors import AnprError
 from anpr_core.synth import synth_scene
-from jobs.reprocess import PROGRESS_DIR, prepare_output, process_image
+from jobs.reprocess import PROGRESS_DIR, partition_size_for, prepare_output, process_image
 from jobs.storage import open_url
 from jobs.synthdata import write_archive
 
@@ -143,3 +143,11 @@ def test_whole_run_failures_are_one_line(use_trained, anpr, tmp_path, argv, mess
     status, _, err = anpr(*(a.format(tmp=tmp_path) for a in argv))
     assert status != 0
     assert err.startswith("anpr: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_a_short_run_is_cut_into_enough_tasks_for_every_thread():
+    assert partition_size_for(500, 2, 200) == 25  # 20 tasks, not 3
+    assert partition_size_for(2000, 2, 50) == 50  # a long run keeps the size asked for
+    assert partition_size_for(10**6, 16, 200) == 200
+    assert partition_size_for(3, 4, 200) == 1
+    assert partition_size_for(0, 2, 200) == 1
