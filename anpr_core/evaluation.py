@@ -10,7 +10,7 @@ import numpy as np
 
 from anpr_core.config import RegionConfig
 from anpr_core.metrics import char_accuracy, detected
-from anpr_core.pipeline import Settings, StageTimer, analyze, whole_image_candidate
+from anpr_core.pipeline import Recognition, Settings, StageTimer, analyze, whole_image_candidate
 from anpr_core.records import Box
 
 
@@ -37,15 +37,31 @@ def evaluate_image(
     timer: StageTimer | None = None,
 ) -> ImageResult:
     """Read one labeled image: a scene (``label_box`` given) or a plate crop (None)."""
+    return evaluate_recognition(name, gray, label_box, label, model, region, settings, timer)[0]
+
+
+def evaluate_recognition(
+    name: str,
+    gray: np.ndarray,
+    label_box: Box | None,
+    label: str,
+    model,
+    region: RegionConfig,
+    settings: Settings | None = None,
+    timer: StageTimer | None = None,
+) -> tuple[ImageResult, Recognition]:
+    """``evaluate_image``'s outcome and the ``Recognition`` it measured (the reads and
+    candidates, for a closer look at where a plate was lost)."""
     start = time.perf_counter()
     candidates = None if label_box else [whole_image_candidate(gray.shape)]
     result = analyze(gray, model, region, settings, timer, candidates=candidates)
     elapsed = (time.perf_counter() - start) * 1000
     best = result.reads[0] if result.reads else None
     hit = detected(label_box, [c.box for c in result.candidates]) if label_box else None
-    return ImageResult(
+    outcome = ImageResult(
         name, label, best.text if best else None, best.confidence if best else 0.0, hit, elapsed
     )
+    return outcome, result
 
 
 def summarize(results: Iterable[ImageResult]) -> dict:

@@ -277,6 +277,7 @@ def localize_plates(
     if scheme not in SCHEMES:
         raise ValueError(f"unknown localization scheme {scheme!r}: one of {', '.join(SCHEMES)}")
     halvings = scheme == "pyramid"
+    floor = MIN_TEXT_GRADIENT if halvings else 0.0
     found: list[Blob] = []
     source, source_scale = gray, 1.0
     for level, scale in enumerate(plate_scales(gray.shape, region, halvings=halvings)):
@@ -289,7 +290,6 @@ def localize_plates(
             source, source_scale = small, scale
         unit = 0.5 if halvings and level == 0 else 1.0
         for polarity in region.polarity:
-            floor = MIN_TEXT_GRADIENT if halvings else 0.0
             mask = text_blobs(small, polarity, halve=unit < 1, min_gradient=floor)
             found.extend(plate_blobs(mask, scale * unit, gray.shape, region, polarity, unit))
     kept = best_apart([b.box for b in found], [b.score for b in found], 0.5, max_candidates)

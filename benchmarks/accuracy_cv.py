@@ -30,10 +30,10 @@ import cv2
 
 from anpr_core.config import load_region
 from anpr_core.datasets import fold_of, read_labeled
-from anpr_core.evaluation import evaluate_image, summarize
+from anpr_core.evaluation import evaluate_recognition, summarize
 from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
-from anpr_core.pipeline import Settings, analyze
+from anpr_core.pipeline import Settings
 from anpr_core.samples import fit_char_model
 from jobs.runtime import blas_threads
 
@@ -49,9 +49,9 @@ def shifted(image, box, k: int):
 STAGES = ("right", "misread", "outranked", "unread", "not_found")
 
 
-def lost_at(image, box, text: str, model, region) -> str:
-    """Where the plate of a labeled scene was lost (one of STAGES)."""
-    reads = analyze(image, model, region).reads
+def lost_at(image, box, text: str, reads, region) -> str:
+    """Where the plate of a labeled scene, read as ``reads`` (best first), was lost (one of
+    STAGES)."""
     if reads and reads[0].text == text:
         return "right"
     on_plate = [read for read in reads if iou(read.box, box) >= 0.3]
@@ -59,7 +59,8 @@ def lost_at(image, box, text: str, model, region) -> str:
         return "misread"
     if on_plate:
         return "outranked"
-    proposed = localize_plates(image, region, Settings().verify_candidates)
+    settings = Settings()  # as fit_char_model's models read
+    proposed = localize_plates(image, region, settings.verify_candidates, settings.localize_scheme)
     return "unread" if any(iou(c.box, box) >= 0.5 for c in proposed) else "not_found"
 
 
@@ -108,9 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                     box, text = item.plates[0]
                     for k in range(args.shifts):
                         image, moved = shifted(gray[item.path], box, k)
-                        results.append(evaluate_image(item.name, image, moved, text, model, region))
+                        result, recognition = evaluate_recognition(
+                            item.name, image, moved, text, model, region
+                        )
+                        results.append(result)
                         if args.breakdown and moved is not None:
-                            lost[lost_at(image, moved, text, model, region)] += 1
+                            lost[lost_at(image, moved, text, recognition.reads, region)] += 1
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results)
     figures.update(

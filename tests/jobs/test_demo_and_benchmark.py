@@ -99,6 +99,7 @@ def test_accuracy_cv_shifts_crop_the_image_and_move_the_label_box_with_it():
 
 def test_accuracy_cv_tells_where_a_plate_was_lost(use_trained, synthetic):
     from anpr_core.datasets import read_scenes
+    from anpr_core.pipeline import analyze
     from jobs.models import load_recognizer
 
     recognizer = load_recognizer(None, "us")
@@ -108,10 +109,12 @@ def test_accuracy_cv_tells_where_a_plate_was_lost(use_trained, synthetic):
     for item in read_scenes(synthetic["scenes"]):
         gray = cv2.imread(str(item.path), cv2.IMREAD_GRAYSCALE)
         box, text = item.plates[0]
-        stage = module.lost_at(gray, box, text, model, region)
+        reads = analyze(gray, model, region).reads
+        stage = module.lost_at(gray, box, text, reads, region)
         stages.append(stage)
         if stage == "right":  # the same read against another label is a misread
-            assert module.lost_at(gray, box, text + "X", model, region) == "misread"
+            assert module.lost_at(gray, box, text + "X", reads, region) == "misread"
     assert "right" in stages and set(stages) <= set(module.STAGES)
     blank = np.full((480, 640), 128, np.uint8)
-    assert module.lost_at(blank, (100, 100, 120, 60), "ABC123", model, region) == "not_found"
+    reads = analyze(blank, model, region).reads
+    assert module.lost_at(blank, (100, 100, 120, 60), "ABC123", reads, region) == "not_found"
