@@ -134,35 +134,54 @@ def read_plate(
     rows = char_probs.tolist()
     char_conf = tuple(rows[i][c] for i, c in zip(kept, cols, strict=True))
     text = "".join(ALPHABET[c] for c in cols)
+    confidence = float(math.prod(char_conf))
     return Read(
         text=text,
         score=float(np.exp(log_score / len(probs))),
-        confidence=float(math.prod(char_conf)),
+        confidence=confidence,
         char_confidences=char_conf,
         kept=tuple(kept),
         pattern=pattern,
-        alternatives=_alternatives(hypotheses, char_probs, rows, top_k),
+        alternatives=_alternatives(hypotheses, rows, log_r, region, confidence, top_k),
     )
 
 
-def _alternatives(hypotheses, char_probs, rows, top_k) -> tuple[tuple[str, float], ...]:
-    """Top-k distinct strings with their confidence, the read first: the best string of each
-    hypothesis, then single-character substitutions of the read by each runner-up.
+def _alternatives(
+    hypotheses, rows, log_r: np.ndarray, region: RegionConfig, confidence: float, top_k: int
+) -> tuple[tuple[str, float], ...]:
+    """Top-k distinct whole-plate strings, the read first with its ``confidence``: the best
+    string of each hypothesis, then single-character substitutions of the read.
 
-    ``rows`` is ``char_probs`` as lists (Python floats multiply faster than numpy scalars)."""
-    found: dict[str, float] = {}
-    for _, _, kept, cols in hypotheses:
-        text = "".join(ALPHABET[c] for c in cols)
-        if text not in found:
-            found[text] = float(math.prod(rows[i][c] for i, c in zip(kept, cols, strict=True)))
-    _, _, kept, cols = hypotheses[0]
-    base = [rows[i][c] for i, c in zip(kept, cols, strict=True)]
-    runners_up = np.argsort(char_probs[kept], axis=1)[:, -2].tolist()
-    for pos, (piece, runner_up) in enumerate(zip(kept, runners_up, strict=True)):
-        text = list("".join(ALPHABET[c] for c in cols))
-        text[pos] = ALPHABET[runner_up]
-        conf = float(math.prod(base[:pos] + [rows[piece][runner_up]] + base[pos + 1 :]))
-        found.setdefault("".join(text), conf)
-    best = next(iter(found.items()))  # the read itself leads, whatever its pattern factor
-    others = sorted(list(found.items())[1:], key=lambda kv: kv[1], reverse=True)
-    return tuple([best, *others][:top_k])
+    Every string is scored on the read's own footing, the ranking score of the whole set of
+    pieces: its characters' probabilities, the reject probability of each piece it drops, and
+    the pattern factor. An alternative's confidence is the read's times the ratio of their
+    scores, so a string that keeps fewer characters pays for the pieces it calls non-characters
+    and no alternative outranks the read it lost to. ``rows``: the character probabilities."""
+    found: dict[str, float] = {}  # text -> log ranking score
+    for log_score, _, _, alt_cols in hypotheses:  # best first
+        found.setdefault("".join(ALPHABET[c] for c in alt_cols), log_score)
+    best_score, _, kept, cols = hypotheses[0]
+    dropped = float(sum(log_r[i] for i in range(len(rows)) if i not in kept))
+    penalty = math.log(region.pattern_weight)
+    for pos, piece in enumerate(kept):
+        row = rows[piece]
+        runner_up = max((c for c in range(len(row)) if c != cols[pos]), key=row.__getitem__)
+        changed = [*cols[:pos], runner_up, *cols[pos + 1 :]]
+        text = "".join(ALPHABET[c] for c in changed)
+        if text in found:
+            continue
+        chars = sum(math.log(max(rows[i][c], 1e-9)) for i, c in zip(kept, changed, strict=True))
+        found[text] = chars + dropped + (0.0 if _matches(changed, region) else penalty)
+    read_text = "".join(ALPHABET[c] for c in cols)
+    others = sorted(((t, v) for t, v in found.items() if t != read_text), key=lambda kv: -kv[1])
+    scaled = [(t, confidence * math.exp(min(0.0, v - best_score))) for t, v in others]
+    return tuple([(read_text, confidence), *scaled][:top_k])
+
+
+def _matches(cols: list[int], region: RegionConfig) -> bool:
+    """Whether the string of ALPHABET columns ``cols`` fits one of the region's patterns."""
+    for pattern in region.patterns:
+        slots = pattern_columns(pattern)
+        if len(slots) == len(cols) and all(c in slot for c, slot in zip(cols, slots, strict=True)):
+            return True
+    return False

@@ -52,7 +52,9 @@ font-size:.9rem}
 .alts{font-family:ui-monospace,Menlo,Consolas,monospace}
 .tablewrap{overflow-x:auto}
 table{border-collapse:collapse;background:#fff;font-size:.9rem;width:100%}
-th,td{border:1px solid #d0d7de;padding:4px 6px;text-align:left;overflow-wrap:anywhere}
+th,td{border:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}
+th,td.keep{white-space:nowrap}
+td.path{word-break:break-all}
 .empty{color:#57606a}
 """
 
@@ -127,8 +129,20 @@ def format_speed(value: float) -> str:
     return f"{value:g}"
 
 
-def item_html(item: PageItem) -> str:
-    """The HTML of one card."""
+def shown_confidence(value: float, threshold: float) -> str:
+    """``value`` with as few decimals (two at least) as keep it on its side of ``threshold``,
+    compared in float32 as the ticket rule compares: 0.7987 under 0.8 shows as 0.799, never
+    as a rounded 0.80 that looks like a pass."""
+    below = np.float32(value) < np.float32(threshold)
+    for digits in range(2, 8):
+        text = f"{value:.{digits}f}"
+        if (np.float32(float(text)) < np.float32(threshold)) == below:
+            return text
+    return repr(float(value))
+
+
+def item_html(item: PageItem, threshold: float) -> str:
+    """The HTML of one card; its confidence is shown against the night's ``threshold``."""
     e = escape
     if item.thumbnail:
         label = f"plate crop of event {item.event_id}"
@@ -139,8 +153,15 @@ def item_html(item: PageItem) -> str:
     reason = ""
     if item.reason:
         reason = f'<span class="reason">{e(REASON_TEXT.get(item.reason, item.reason))}</span>'
-    confidence = "&mdash;" if item.confidence is None else f"{item.confidence:.2f}"
-    alternatives = ", ".join(f"{e(t)} {c:.2f}" for t, c in item.alternatives) or "&mdash;"
+    confidence = "&mdash;"
+    if item.confidence is not None:
+        shown = shown_confidence(item.confidence, threshold)
+        side = "&lt;" if np.float32(item.confidence) < np.float32(threshold) else "&ge;"
+        confidence = f"{shown} ({side} {threshold:g} needed)"
+    alternatives = (
+        ", ".join(f"{e(t)} {shown_confidence(c, threshold)}" for t, c in item.alternatives)
+        or "&mdash;"
+    )
     rows = [
         (
             "speed",
@@ -187,10 +208,12 @@ def rejected_html(rejected: list[dict]) -> str:
     if not rejected:
         return ""
     head = "<tr><th>file</th><th>row</th><th>column</th><th>value</th><th>reason</th></tr>"
+    keep = ' class="keep"'  # numbers, names and values: never cut (the table scrolls instead)
+    classes = {"file": ' class="path"', "row": keep, "column": keep, "value": keep}
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td>{escape('' if r[k] is None else str(r[k]))}</td>"
+            f"<td{classes.get(k, '')}>{escape('' if r[k] is None else str(r[k]))}</td>"
             for k in ("file", "row", "column", "value", "reason")
         )
         + "</tr>"
@@ -202,9 +225,9 @@ def rejected_html(rejected: list[dict]) -> str:
     )
 
 
-def section_html(title: str, items: list[PageItem], empty: str) -> str:
+def section_html(title: str, items: list[PageItem], empty: str, threshold: float) -> str:
     """A titled grid of cards, or a line saying there is nothing."""
-    cards = "".join(item_html(i) for i in items)
+    cards = "".join(item_html(i, threshold) for i in items)
     inner = f'<div class="grid">{cards}</div>' if items else f'<p class="empty">{empty}</p>'
     return f"<section><h2>{escape(title)} ({len(items)})</h2>{inner}</section>"
 
@@ -227,8 +250,8 @@ def render_review_page(summary: dict, items: list[PageItem], rejected: list[dict
         f"<title>Speed tickets {night}: review</title><style>{STYLE}</style></head><body>"
         f"<header><h1>Speed tickets for {night}</h1>"
         f'<div class="meta">{settings}</div>{counts_html(summary)}</header><main>'
-        + section_html("To review", review, "Nothing to review.")
-        + section_html("Citations", citations, "No citations.")
+        + section_html("To review", review, "Nothing to review.", summary["min_confidence"])
+        + section_html("Citations", citations, "No citations.", summary["min_confidence"])
         + rejected_html(rejected)
         + "</main></body></html>\n"
     )

@@ -66,3 +66,17 @@ def test_confidence_and_alternatives():
 
 def test_no_pieces_no_read():
     assert read_plate(np.zeros((0, len(CLASSES))), CLASSES, load_region("us")) is None
+
+
+def test_alternatives_that_drop_characters_pay_for_them():
+    # a shorter string that calls three sure characters "not a character" must not look more
+    # likely than the read: every alternative is scored as a whole plate, like the read
+    region = RegionConfig(name="t", char_count=(4, 8), patterns=("#@@@###", "####"))
+    pieces = sure("4") + [{"O": 0.6, "0": 0.3}] + sure("UL881")
+    read = read_plate(probs_for(*pieces), CLASSES, region, top_k=20)
+    assert read.text == "4OUL881"
+    texts = dict(read.alternatives)
+    assert all(c <= read.confidence for c in texts.values())
+    assert [t for t, _ in read.alternatives][0] == "4OUL881"
+    shorter = [c for t, c in read.alternatives if len(t) < len(read.text)]
+    assert shorter and all(c < 0.01 * read.confidence for c in shorter)

@@ -94,7 +94,21 @@ def test_the_page_lists_rejected_event_values():
     ]
     page = render_review_page(summary(), [], rejected)
     assert "Nothing to review." in page and "No citations." in page
-    assert "Rejected event values (1)" in page and "<td>kph</td><td>unknown unit</td>" in page
+    assert "Rejected event values (1)" in page
+    assert '<td class="keep">kph</td><td>unknown unit</td>' in page
+
+
+def test_a_confidence_is_shown_on_its_side_of_the_threshold():
+    from dataclasses import replace
+
+    from jobs.review_page import shown_confidence
+
+    assert shown_confidence(0.7987, 0.8) == "0.799" and shown_confidence(0.7999, 0.8) == "0.7999"
+    assert shown_confidence(0.8, 0.8) == "0.80" and shown_confidence(0.95, 0.8) == "0.95"
+    near, at = (replace(items()[0], confidence=c) for c in (0.7987, 0.8))
+    page = render_review_page(summary(), [near, at], [])
+    assert "0.799 (&lt; 0.8 needed)" in page and "0.80 (&ge; 0.8 needed)" in page
+    assert "0.80 (&lt;" not in page
 
 
 def test_thumbnails_of_large_crops_are_shrunk():
@@ -169,3 +183,42 @@ def test_the_page_in_a_headless_browser_on_a_phone_and_a_desktop(browser, tmp_pa
     desktop = layout(browser)
     assert desktop["items"] == N_REVIEW + N_CITATIONS and desktop["first_row"] >= 3
     assert desktop["overflow"] <= 0
+
+
+def test_the_rejected_table_breaks_no_number_or_word_on_a_phone(browser, tmp_path):
+    rejected = [
+        {
+            "file": f"/srv/agency/exports/night-2026-11-24/camera-{i}/events-part-{i:04d}.csv",
+            "row": 20 + i,
+            "column": column,
+            "value": "2026-11-24 23:59:59",
+            "reason": "no time zone: give an offset (+02:00, Z) or a tz-aware timestamp",
+        }
+        for i, column in enumerate(("captured_at", "speed_limit", "image_key"))
+    ]
+    path = tmp_path / "review.html"
+    path.write_text(render_review_page(summary(), [], rejected), encoding="utf-8")
+    browser.set_window_size(390, 844)
+    browser.get(path.as_uri())
+    split = browser.execute_script(
+        """
+        const broken = [];
+        for (const cell of document.querySelectorAll('table th, table td:not(.path)')) {
+          const text = cell.firstChild;
+          if (!text) continue;
+          const words = [...text.data.matchAll(/[^\\s-]+/g)];  // a break after a hyphen is fine
+          for (const word of words) {
+            const range = document.createRange();
+            range.setStart(text, word.index);
+            range.setEnd(text, word.index + word[0].length);
+            if (range.getClientRects().length > 1) broken.push(word[0]);
+          }
+        }
+        return broken;
+        """
+    )
+    assert split == []
+    overflow = browser.execute_script(
+        "return document.documentElement.scrollWidth - window.innerWidth"
+    )
+    assert overflow <= 0  # the table scrolls inside its own box, the page does not
