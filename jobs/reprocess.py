@@ -36,6 +36,7 @@ from jobs.storage import (
     NULL_PARTITION,
     PARTITION_COLUMN,
     READS_SCHEMA,
+    check_writable,
     decode_archive_image,
     fetch_all,
     fetch_error,
@@ -44,6 +45,8 @@ from jobs.storage import (
     open_url,
     read_manifest,
     remove_all,
+    remove_tree,
+    too_large_file,
     write_parquet_atomic,
     write_text_atomic,
 )
@@ -203,16 +206,10 @@ def read_partition(items, recognizer: Recognizer, ctx: TaskContext, input_fs) ->
     rows = []
     for start in range(0, len(items), FETCH_BATCH):
         batch = items[start : start + FETCH_BATCH]
-        fits = [path for path, size in batch if size is None or size <= MAX_IMAGE_BYTES]
-        fetched = fetch_all(input_fs, fits)
+        sizes = {path: size for path, size in batch if size is None or size <= MAX_IMAGE_BYTES}
+        fetched = fetch_all(input_fs, list(sizes), sizes=sizes)
         for path, size in batch:
-            data = (
-                fetched[path]
-                if path in fetched
-                else ImageError(
-                    f"too_large: {size} bytes over the {MAX_IMAGE_BYTES >> 20} MB file limit"
-                )
-            )
+            data = fetched[path] if path in fetched else too_large_file(size)
             key = full_url(input_fs, path)
             rows.append(process_image(key, data, recognizer, pattern, ctx.run_id))
     return rows
@@ -268,12 +265,17 @@ def process_partition_on_worker(items, ctx: TaskContext, input_url: str) -> list
 
 
 def rows_for_keys(keys: list[str], recognizer: Recognizer, ctx: TaskContext) -> list[dict]:
-    """The READS_SCHEMA rows of images named by full URL (all on one kind of storage)."""
-    if not keys:
-        return []
-    input_fs, _ = open_url(keys[0], ctx.storage_options)
-    items = [(input_fs._strip_protocol(key), None) for key in keys]
-    return read_partition(items, recognizer, ctx, input_fs)
+    """The READS_SCHEMA rows of images named by full URL (local paths and object URLs may be
+    mixed: each kind of storage is read with its own filesystem)."""
+    by_scheme: dict[str, list[str]] = {}
+    for key in keys:
+        by_scheme.setdefault(key.partition("://")[0] if "://" in key else "", []).append(key)
+    rows = []
+    for same in by_scheme.values():
+        input_fs, _ = open_url(same[0], ctx.storage_options)
+        items = [(input_fs._strip_protocol(key), None) for key in same]
+        rows.extend(read_partition(items, recognizer, ctx, input_fs))
+    return rows
 
 
 def rows_on_worker(keys, ctx: TaskContext) -> list[dict]:
@@ -358,8 +360,12 @@ def data_files(out_fs, out_root: str) -> list[str]:
     """Every plate-reads file under an output, relative to it."""
     if not out_fs.isdir(out_root):
         return []
-    found = out_fs.glob(f"{out_root}/{PARTITION_COLUMN}=*/*.parquet")
-    return sorted(p[len(out_root) :].lstrip("/") for p in found)
+    found = (p[len(out_root) :].lstrip("/") for p in out_fs.find(out_root))
+    return sorted(
+        p
+        for p in found
+        if p.startswith(f"{PARTITION_COLUMN}=") and p.count("/") == 1 and p.endswith(".parquet")
+    )
 
 
 def prepare_output(out_fs, out_root: str, recognizer: Recognizer, resume: bool) -> OutputState:
@@ -368,8 +374,7 @@ def prepare_output(out_fs, out_root: str, recognizer: Recognizer, resume: bool) 
     state = read_output_state(out_fs, out_root)
     if not resume:
         remove_all(out_fs, [f"{out_root}/{f}" for f in data_files(out_fs, out_root)])
-        if out_fs.isdir(f"{out_root}/{PROGRESS_DIR}"):
-            out_fs.rm(f"{out_root}/{PROGRESS_DIR}", recursive=True)
+        remove_tree(out_fs, f"{out_root}/{PROGRESS_DIR}")
         return OutputState(frozenset(), frozenset(), frozenset(), {})
     ours = (recognizer.model_name, recognizer.model_version)
     others = sorted(f"{n} version {v}" for n, v in state.model_versions if (n, v) != ours)
@@ -408,6 +413,7 @@ def reprocess(
     ``progress(images_done, images_total)`` follows the run."""
     started = datetime.now(UTC)
     compile_key_pattern(options.key_pattern)  # a bad pattern fails here, not on the workers
+    check_writable(options.output_url, options.storage_options)
     run_id = new_run_id()
     items = list_inputs(options)
     input_fs, _ = open_url(options.input_url, options.storage_options)

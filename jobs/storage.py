@@ -1,11 +1,20 @@
 """Storage for the jobs: listing and fetching images at any fsspec URL, decoding them with
-clear reasons for what cannot be read, and writing Parquet files whole or not at all."""
+clear reasons for what cannot be read, and writing files whole or not at all.
+
+Object keys are data, never patterns: every fetch, existence check, write and delete here
+names one object literally, so ``IMG[0001].jpg`` or ``a*b?.jpg`` is that file and nothing else
+(fsspec's ``cat``, ``rm``, ``mv`` and ``glob`` expand ``[``, ``*``, ``?`` and ``{``; they are not
+used on keys). The one guarded decode (``decode_image``) reads an image's header first, so a
+decompression bomb or an oversize file is refused before its pixels are allocated.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import struct
 import time
 import uuid
 import warnings
@@ -23,19 +32,29 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image, UnidentifiedImageError
 from PIL.ExifTags import IFD
 
-from anpr_core.errors import ImageError
+from anpr_core.errors import AnprError, ImageError
 from anpr_core.pipeline import MAX_PIXELS
 
 MAX_IMAGE_BYTES = 64 * 1024 * 1024  # refuse larger files rather than exhaust a worker's memory
+IMAGE_FORMATS = "JPEG, PNG, WebP, TIFF, BMP, GIF, PNM"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def too_large_file(size: int | None = None) -> ImageError:
+    """The error of a file over MAX_IMAGE_BYTES (its size when known)."""
+    limit = f"the {MAX_IMAGE_BYTES >> 20} MB file limit"
+    what = f"{size} bytes over" if size else "over"
+    return ImageError(f"too_large: {what} {limit}")
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """The bytes of a local image file; ImageError when it cannot be read."""
+    """The bytes of a local image file; ImageError when it cannot be read or is over
+    MAX_IMAGE_BYTES (checked before reading)."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
-            raise ImageError(f"too_large: {size} bytes over {MAX_IMAGE_BYTES // 2**20} MB limit")
+            raise too_large_file(size)
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise ImageError(f"missing: no such file {path}") from exc
@@ -45,16 +64,56 @@ def read_bytes(path: str | Path) -> bytes:
         raise ImageError(f"unreadable: {path}: {exc.strerror or exc}") from exc
 
 
-def decode_image(data: bytes, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """The image encoded in ``data`` (BGR, or grey with IMREAD_GRAYSCALE); ImageError if none."""
+# --- The guarded decode ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, read without decoding its pixels."""
+
+    width: int
+    height: int
+    exif_time: datetime | None  # DateTimeOriginal, UTC-aware (naive EXIF times taken as UTC)
+
+
+def check_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ImageHeader:
+    """The header of the image in ``data``, after every check that can be made before its
+    pixels are decoded; ImageError with a one-line reason (``empty``, ``too_large``,
+    ``unsupported``, ``truncated``, ``decode``) for anything that must not be decoded."""
     if not data:
         raise ImageError("empty: the file has no bytes")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise too_large_file(len(data))
+    header = image_header(data)
+    if header.width == 0 or header.height == 0:
+        raise ImageError(f"empty: the image is {header.width}x{header.height} px")
+    if header.width * header.height > max_pixels:
+        raise ImageError(
+            f"too_large: {header.width}x{header.height} px over {max_pixels // 1_000_000} MP "
+            "limit (refused before decoding)"
+        )
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise ImageError("truncated: the JPEG ends before its end-of-image marker")
+    return header
+
+
+def decode_image(
+    data: bytes, flags: int = cv2.IMREAD_COLOR, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
+    """The image encoded in ``data`` (BGR, or grey with IMREAD_GRAYSCALE), decoded only after
+    ``check_image`` passed; ImageError with a reason for anything else."""
+    check_image(data, max_pixels)
+    return pixels(data, flags)
+
+
+def pixels(data: bytes, flags: int) -> np.ndarray:
+    """The decoded pixels of checked image bytes; ImageError when OpenCV cannot decode them."""
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:
-        raise ImageError(f"decode: {str(exc).strip().splitlines()[-1]}") from exc
+        raise ImageError("decode: the image data is corrupt (OpenCV could not decode it)") from exc
     if image is None or image.size == 0:
-        raise ImageError("decode: not a JPEG, PNG or other image OpenCV can read (corrupt?)")
+        raise ImageError("decode: the image data is corrupt (OpenCV could not decode it)")
     return image
 
 
@@ -68,6 +127,89 @@ def load_gray(source: str | Path | bytes) -> np.ndarray:
     """The 8-bit grey image at a path, or encoded in bytes; ImageError on anything else."""
     data = source if isinstance(source, bytes | bytearray | memoryview) else read_bytes(source)
     return decode_image(bytes(data), cv2.IMREAD_GRAYSCALE)
+
+
+@dataclass(frozen=True, eq=False)
+class ArchiveImage:
+    """An archived camera image, decoded for the pipeline, with what its header says."""
+
+    gray: np.ndarray  # uint8, upright (EXIF orientation applied)
+    width: int  # of the upright image
+    height: int
+    exif_time: datetime | None  # DateTimeOriginal, UTC-aware (naive EXIF times taken as UTC)
+
+
+def decode_archive_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ArchiveImage:
+    """The grey, upright image in ``data``; ImageError with a reason for anything else.
+
+    A JPEG without its end marker is refused as truncated rather than read with a grey lower
+    half. Grey, 16-bit, alpha and EXIF-rotated images are read, not refused.
+    """
+    header = check_image(data, max_pixels)
+    gray = pixels(data, cv2.IMREAD_GRAYSCALE)
+    return ArchiveImage(gray, gray.shape[1], gray.shape[0], header.exif_time)
+
+
+def image_header(data: bytes) -> ImageHeader:
+    """The header of the image in ``data``, read by Pillow without decoding its pixels;
+    ImageError when no reader knows the format (a file no header check can guard is not
+    decoded: that is where decompression bombs hide)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            return ImageHeader(width, height, exif_datetime(image))
+    except Image.DecompressionBombError:
+        width, height = size_past_pillow_limit(data)
+        return ImageHeader(width, height, None)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            if not width or not height:  # Pillow refuses these; libpng would print warnings
+                return ImageHeader(width, height, None)
+        precision = jpeg_precision(data)
+        if precision not in (None, 8):
+            raise ImageError(
+                f"unsupported: {precision}-bit JPEG precision (anpr reads 8-bit JPEG)"
+            ) from exc
+        raise ImageError(f"decode: not an image anpr reads ({IMAGE_FORMATS}), or corrupt") from exc
+
+
+def size_past_pillow_limit(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of an image Pillow refuses to open as a decompression bomb, read by
+    its format plugin directly (the plugins read the header only)."""
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            return factory(io.BytesIO(data)).size
+        except Exception:  # noqa: BLE001, S112 - not this format: try the next plugin
+            continue
+    return (1 << 30, 1 << 30)  # over every limit, whatever the format
+
+
+def jpeg_precision(data: bytes) -> int | None:
+    """The sample precision (bits) of a JPEG's frame header, or None when ``data`` is not a
+    JPEG with one (the markers are walked, not searched, so entropy data cannot fool it)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:
+            at += 1
+            continue
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return data[at + 4] if at + 4 < len(data) else None
+        if marker == 0xDA:
+            return None
+        at += 2 + length
+    return None
 
 
 # --- Archives at fsspec URLs --------------------------------------------------------------
@@ -96,27 +238,46 @@ def full_url(fs, path: str) -> str:
     return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
+def normalize_key(key: str) -> str:
+    """The one form an image key is compared in: ``scheme://bucket/key`` with no duplicate
+    slashes, or, for a local file (a plain, relative or ``file://`` path), its absolute
+    normalized path. Characters are kept as they are (no glob, no percent decoding)."""
+    key = key.strip()
+    scheme, sep, rest = key.partition("://")
+    if sep and scheme not in ("file", "local"):
+        return f"{scheme}://{re.sub('/{2,}', '/', rest)}"
+    path = re.sub("/{2,}", "/", rest if sep else key)
+    return os.path.normpath(os.path.join(os.getcwd(), path))
+
+
 def hidden(relative: str) -> bool:
     """Whether a path relative to a listing root has a hidden part (``.name``)."""
     return any(part.startswith(".") for part in relative.split("/"))
 
 
-def list_images(url: str, storage_options: dict | None = None) -> list[tuple[str, int | None]]:
-    """Every object at ``url`` as sorted ``(path, size)`` pairs: a folder or prefix means every
-    object under it whatever its extension (hidden names aside), a glob narrows it, a file is
-    itself. FileNotFoundError when nothing is there."""
+def list_objects(url: str, storage_options: dict | None = None) -> tuple[object, dict, str]:
+    """``(filesystem, {path: info}, root)`` of what ``url`` names: a file is itself, a folder or
+    prefix every object under it, and only a URL that names nothing literally and holds
+    ``*``, ``?`` or ``[`` is a glob. FileNotFoundError when nothing is there."""
     fs, path = open_url(url, storage_options)
+    if fs.isfile(path):
+        return fs, {path: fs.info(path)}, path.rsplit("/", 1)[0]
+    if fs.isdir(path):
+        return fs, fs.find(path, detail=True), path.rstrip("/")
     if GLOB_CHARS.search(path):
         found = fs.glob(path, detail=True)
-        root = path[: GLOB_CHARS.search(path).start()].rsplit("/", 1)[0]
-    elif fs.isdir(path):
-        found = fs.find(path, detail=True)
-        root = path.rstrip("/")
-    elif fs.isfile(path):
-        found = {path: fs.info(path)}
-        root = path.rsplit("/", 1)[0]
-    else:
-        raise FileNotFoundError(f"no images at {url}: no such folder, prefix or file")
+        if found:
+            return fs, found, path[: GLOB_CHARS.search(path).start()].rsplit("/", 1)[0]
+    raise FileNotFoundError(f"nothing at {url}: no such folder, prefix or file")
+
+
+def list_images(url: str, storage_options: dict | None = None) -> list[tuple[str, int | None]]:
+    """Every object at ``url`` (``list_objects``) as sorted ``(path, size)`` pairs, whatever
+    its extension (hidden names aside). FileNotFoundError when nothing is there."""
+    try:
+        fs, found, root = list_objects(url, storage_options)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no images at {url}: no such folder, prefix or file") from None
     objects = [
         (name, info.get("size"))
         for name, info in found.items()
@@ -144,17 +305,27 @@ def read_manifest(manifest_url: str, input_url: str, storage_options: dict | Non
         if not key:
             continue
         if "://" in key:
-            paths.append(input_fs._strip_protocol(key))
+            paths.append(input_fs._strip_protocol(normalize_key(key)))
         elif is_local(input_fs) and os.path.isabs(key):
-            paths.append(key)
+            paths.append(normalize_key(key))
         else:
             paths.append(f"{root}/{key.lstrip('/')}")
     return [(p, None) for p in sorted(set(paths))]
 
 
-def fetch_all(fs, paths: list[str], attempts: int = FETCH_ATTEMPTS) -> dict[str, bytes | Exception]:
-    """The bytes of each path, or the error that kept it from being read, fetched in one batch;
-    failures other than a missing object are retried with a short backoff."""
+def fetch_all(
+    fs,
+    paths: list[str],
+    attempts: int = FETCH_ATTEMPTS,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    sizes: dict[str, int | None] | None = None,
+) -> dict[str, bytes | Exception]:
+    """The bytes of each path, or the error that kept it from being read, fetched in one batch
+    (concurrently on object storage); each path is one object, named literally, and no failure
+    raises. An object whose size ``sizes`` does not give (a manifest's keys) is read up to
+    ``max_bytes`` + 1 bytes only, so an oversize one costs no more memory than the limit.
+    Failures other than a missing object are retried with a short backoff."""
+    sizes = sizes or {}
     results: dict[str, bytes | Exception] = {}
     pending = list(paths)
     for attempt in range(attempts):
@@ -162,80 +333,72 @@ def fetch_all(fs, paths: list[str], attempts: int = FETCH_ATTEMPTS) -> dict[str,
             break
         if attempt:
             time.sleep(0.2 * 2**attempt)
-        got = fs.cat(pending, on_error="return") if pending else {}
-        if len(pending) == 1 and not isinstance(got, dict):  # some versions unwrap one path
-            got = {pending[0]: got}
-        results.update(got)
-        pending = [p for p in pending if transient(results.get(p, OSError("not returned")))]
-    return {p: results.get(p, OSError("not returned")) for p in paths}
+        ends = [None if sizes.get(p) is not None else max_bytes + 1 for p in pending]
+        try:
+            got = fs.cat_ranges(pending, None, ends, on_error="return")
+        except Exception as exc:  # noqa: BLE001 - a failed batch is an error per path
+            got = [exc] * len(pending)
+        results.update(zip(pending, map(empty_if_unsatisfiable, got), strict=True))
+        pending = [p for p in pending if transient(results[p])]
+    return {p: checked_size(results.get(p, OSError("not returned")), max_bytes) for p in paths}
+
+
+def empty_if_unsatisfiable(result: bytes | Exception) -> bytes | Exception:
+    """A ranged fetch's result, with S3's "range not satisfiable" as the empty object it
+    means: a range that starts at byte 0 is unsatisfiable only for an object of no bytes."""
+    if isinstance(result, OSError) and "range is not satisfiable" in str(result).lower():
+        return b""
+    return result
+
+
+def checked_size(result: bytes | Exception, max_bytes: int) -> bytes | Exception:
+    """A fetch result, with bytes over ``max_bytes`` turned into the too_large error."""
+    if isinstance(result, bytes | bytearray) and len(result) > max_bytes:
+        return too_large_file()
+    return result
+
+
+def fetch_one(key: str, storage_options: dict | None = None) -> bytes:
+    """The bytes of the object or file at ``key`` (a URL or path, named literally);
+    ImageError with a one-line reason when it cannot be fetched or is over the size limit."""
+    try:
+        fs, path = open_url(key, storage_options)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ImageError(f"unreadable: {key}: {first_line(exc)}") from exc
+    data = fetch_all(fs, [path])[path]
+    if isinstance(data, Exception):
+        raise fetch_error(data)
+    return bytes(data)
 
 
 def transient(result) -> bool:
     """Whether a fetch result is a failure worth retrying (not bytes, not a missing object)."""
     return isinstance(result, Exception) and not isinstance(
-        result, FileNotFoundError | IsADirectoryError | PermissionError
+        result, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError
     )
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, else its type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def fetch_error(exc: Exception) -> ImageError:
     """The ImageError of a failed fetch, with a one-line reason (no credentials, no stack)."""
     if isinstance(exc, ImageError):
         return exc
-    if isinstance(exc, FileNotFoundError):
-        return ImageError("missing: the object is gone")
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return ImageError("missing: no such object")
+    if isinstance(exc, IsADirectoryError):
+        return ImageError("not_a_file: the key is a folder")
     if isinstance(exc, PermissionError):
         return ImageError("forbidden: access denied")
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = first_line(exc) if str(exc).strip() else ""
     return ImageError(f"unreadable: {type(exc).__name__} {message}"[:300].strip())
 
 
-# --- Decoding archive images --------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class ArchiveImage:
-    """An archived camera image, decoded for the pipeline, with what its header says."""
-
-    gray: np.ndarray  # uint8, upright (EXIF orientation applied)
-    width: int  # of the upright image
-    height: int
-    exif_time: datetime | None  # DateTimeOriginal, UTC-aware (naive EXIF times taken as UTC)
-
-
-def decode_archive_image(data: bytes, max_pixels: int = MAX_PIXELS) -> ArchiveImage:
-    """The grey, upright image in ``data``; ImageError with a reason for anything else.
-
-    The header is read first, so a decompression bomb is refused before it is decoded. A JPEG
-    without its end marker is refused as truncated rather than read with a grey lower half.
-    Grey, 16-bit, alpha and EXIF-rotated images are read, not refused.
-    """
-    if not data:
-        raise ImageError("empty: the file has no bytes")
-    width, height, exif_time = image_header(data)
-    if width and height and width * height > max_pixels:
-        raise ImageError(
-            f"too_large: {width}x{height} px over {max_pixels // 1_000_000} MP limit "
-            "(refused before decoding)"
-        )
-    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-        raise ImageError("truncated: the JPEG ends before its end-of-image marker")
-    gray = decode_image(data, cv2.IMREAD_GRAYSCALE)
-    return ArchiveImage(gray, gray.shape[1], gray.shape[0], exif_time)
-
-
-def image_header(data: bytes) -> tuple[int | None, int | None, datetime | None]:
-    """``(width, height, exif_time)`` from an image's header without decoding its pixels;
-    Nones where Pillow cannot tell (OpenCV may still read the image)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            return width, height, exif_datetime(image)
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"too_large: {exc}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None, None, None
+# --- What an image's header says ------------------------------------------------------------
 
 
 def exif_datetime(image: Image.Image) -> datetime | None:
@@ -268,55 +431,89 @@ def parse_offset(text) -> timezone | None:
 # --- Writing ------------------------------------------------------------------------------
 
 
-def write_parquet_atomic(table: pa.Table, fs, path: str) -> None:
-    """Nothing; writes ``table`` to ``path`` so that the file appears whole or not at all.
+def write_bytes_atomic(fs, path: str, data: bytes) -> None:
+    """Nothing; ``data`` appears at ``path`` whole or not at all.
 
-    On a local disk the file is written under a hidden temporary name and renamed; an object
-    store's single upload is already all-or-nothing.
+    On a local disk it is written under a hidden temporary name in the same folder and renamed
+    into place; on object storage it is one PUT (``pipe_file``), which is all-or-nothing. Never
+    a copy and a delete (fsspec's ``mv`` on S3), and the path is taken literally.
     """
     parent = path.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
     if not is_local(fs):
-        with fs.open(path, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
+        fs.pipe_file(path, bytes(data))
         return
+    os.makedirs(parent, exist_ok=True)
     temporary = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
     try:
-        pq.write_table(table, temporary, compression="zstd")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as the bytes of a zstd-compressed Parquet file."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet_atomic(table: pa.Table, fs, path: str) -> None:
+    """Nothing; writes ``table`` to ``path`` as Parquet, whole or not at all."""
+    write_bytes_atomic(fs, path, parquet_bytes(table))
+
+
 def write_text_atomic(text: str, fs, path: str) -> None:
     """Nothing; writes ``text`` (UTF-8) to ``path``, whole or not at all."""
-    parent = path.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    if not is_local(fs):
-        fs.pipe_file(path, text.encode("utf-8"))
-        return
-    temporary = f"{parent}/.tmp-{uuid.uuid4().hex}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    write_bytes_atomic(fs, path, text.encode("utf-8"))
 
 
 def remove_all(fs, paths: Iterable[str]) -> None:
-    """Nothing; deletes each of ``paths`` that exists."""
-    paths = list(paths)
-    if paths:
-        fs.rm(paths)
+    """Nothing; deletes each of ``paths`` (files, named literally) that exists."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+
+
+def remove_tree(fs, folder: str) -> None:
+    """Nothing; deletes every file under ``folder`` (named literally), then the folder."""
+    if not fs.isdir(folder):
+        return
+    remove_all(fs, fs.find(folder))
+    if is_local(fs):
+        for parent, _, _ in sorted(os.walk(folder), key=lambda w: -len(w[0])):
+            os.rmdir(parent)
+
+
+def check_writable(url: str, storage_options: dict | None = None) -> None:
+    """Nothing, once a probe object was written under ``url`` and deleted; AnprError naming
+    the output and the reason when it cannot be written (a file, no permission, no bucket),
+    so a job finds out before any work, not after reading every image."""
+    fs, root = open_url(url, storage_options)
+    root = root.rstrip("/")
+    if fs.isfile(root):
+        raise AnprError(f"output {url} is a file, not a folder: give a folder or prefix")
+    probe = f"{root}/_probe-{uuid.uuid4().hex}"
+    try:
+        write_bytes_atomic(fs, probe, b"")
+        remove_all(fs, [probe])
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        raise AnprError(f"cannot write to output {url}: {reason}") from None
 
 
 # The plate-reads dataset (DESIGN.md, "Outputs"): one row per input image, declared once here.
-# Written partitioned by ``capture_date`` (Hive style, ``capture_date=YYYY-MM-DD/``; the null
-# partition is ``unknown``), so that column lives in the folder names only. Not Hive's
-# ``__HIVE_DEFAULT_PARTITION__``: pyarrow and pandas cannot read a dataset whose only partition
-# is that one ("couldn't infer type"), as happens for a folder of images with no dates.
+# Written partitioned by ``capture_date`` (Hive style, ``capture_date=YYYY-MM-DD/``), so that
+# column lives in the folder names only. An image with no capture time (``captured_at`` null)
+# goes under the epoch, ``capture_date=1970-01-01``, so the column is a DATE in every reader:
+# a word like ``unknown`` turns DuckDB's DATE into VARCHAR the day it first appears, and Hive's
+# ``__HIVE_DEFAULT_PARTITION__`` cannot be read by pandas beside dated partitions, nor by
+# pyarrow alone ("couldn't infer type"). A camera whose clock was reset lands there too.
 STATUSES = ("ok", "no_plate", "error")
 PARTITION_COLUMN = "capture_date"
-NULL_PARTITION = "unknown"
+NULL_PARTITION = "1970-01-01"
 
 
 def _reads_schema() -> pa.Schema:

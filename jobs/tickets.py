@@ -26,6 +26,7 @@ vehicle (plate text) caught by one camera several times within ``--dedupe-window
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import posixpath
@@ -44,7 +45,18 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from anpr_core.errors import ImageError
-from jobs.storage import READS_SCHEMA, load_image, open_url
+from jobs.storage import (
+    READS_SCHEMA,
+    check_writable,
+    fetch_one,
+    list_objects,
+    load_image,
+    normalize_key,
+    open_url,
+    parquet_bytes,
+    remove_all,
+    write_bytes_atomic,
+)
 
 EVENT_COLUMNS = (
     "event_id",
@@ -60,6 +72,7 @@ EVENT_SUFFIXES = (".parquet", ".pq", ".csv")
 REASONS = ("low_confidence", "no_plate", "pattern_mismatch", "error")
 PARTITION = "date"
 PART_NAME = "part-0.parquet"
+MAX_DEDUPE_MINUTES = 1440  # a night's dedupe looks back into the night before, not further
 CROP_MARGIN = 0.15  # of the plate box, on each side, so the whole plate shows in its crop
 SCENE_CROP_WIDTH = 640  # px: with no plate box, the crop is the whole scene, shrunk to this
 
@@ -158,8 +171,11 @@ class Rules:
             raise ValueError(f"tolerance must be 0 or more, got {self.tolerance}")
         if not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min confidence must be within 0..1, got {self.min_confidence}")
-        if not self.dedupe_window >= timedelta(0):
-            raise ValueError(f"dedupe window must be 0 or more minutes, got {self.dedupe_window}")
+        minutes = self.dedupe_window.total_seconds() / 60
+        if not 0 <= minutes <= MAX_DEDUPE_MINUTES:
+            raise ValueError(
+                f"dedupe window must be 0 to {MAX_DEDUPE_MINUTES} minutes, got {minutes:g}"
+            )
 
 
 @dataclass(frozen=True)
@@ -273,6 +289,7 @@ class EventsLoad:
     total_rows: int
     files: list[str]
     ignored_files: list[str] = field(default_factory=list)
+    unplaced: frozenset[tuple[str, int]] = frozenset()  # rejected rows with no usable time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +356,12 @@ def parse_number(value) -> float:
     return number
 
 
+def parse_image_key(value) -> str:
+    """An image key in the one form keys are compared in (``storage.normalize_key``), so
+    ``file:///a/b.jpg``, ``/a//b.jpg`` and a relative ``b.jpg`` run from ``/a`` are one key."""
+    return normalize_key(parse_text(value))
+
+
 def parse_speed(value) -> float:
     """A measured speed: a number >= 0."""
     speed = parse_number(value)
@@ -367,7 +390,7 @@ PARSERS = {
     "event_id": parse_text,
     "camera_id": parse_text,
     "captured_at": parse_captured_at,
-    "image_key": parse_text,
+    "image_key": parse_image_key,
     "speed": parse_speed,
     "speed_limit": parse_speed_limit,
     "unit": parse_unit,
@@ -404,18 +427,18 @@ def validate_row(values: dict, file: str, row: int) -> Event | list[Rejection]:
 
 
 def events_files(url: str) -> tuple[list[str], list[str]]:
-    """The events files at ``url`` (a file, a folder or prefix, or a glob) and the files found
-    there that are not events files (another suffix); FileNotFoundError when there is none."""
+    """The events files at ``url`` (a file, a folder or prefix, or a glob; a name is taken
+    literally when it exists) and the files found there that are not events files (another
+    suffix); FileNotFoundError when there is none."""
     fs, path = open_url(url)
-    if any(ch in path for ch in "*?["):
-        found = sorted(fs.glob(path))
-    elif fs.isdir(path):
-        found = sorted(fs.find(path))
-    elif fs.exists(path):
+    if fs.isfile(path):
         return [url], []
-    else:
-        raise FileNotFoundError(f"events not found: {url}")
-    visible = [p for p in found if not posixpath.basename(p).startswith((".", "_"))]
+    try:
+        fs, found, _ = list_objects(url)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"events not found: {url}") from None
+    names = sorted(p for p, info in found.items() if info.get("type") != "directory")
+    visible = [p for p in names if not posixpath.basename(p).startswith((".", "_"))]
     files = [p for p in visible if p.lower().endswith(EVENT_SUFFIXES)]
     if not files:
         raise FileNotFoundError(f"no events files ({', '.join(EVENT_SUFFIXES)}) under {url}")
@@ -454,17 +477,21 @@ def read_events_table(url: str) -> list[dict]:
     return rows
 
 
-def load_events(url: str, night: Night) -> EventsLoad:
+def load_events(
+    url: str, night: Night, bounds: tuple[datetime, datetime] | None = None
+) -> EventsLoad:
     """The night's valid events from every events file at ``url``, and what was rejected.
 
-    A row whose ``captured_at`` is valid and outside the night is counted, not checked
-    further (that night's run reports it). Any other row with a bad value is rejected, as is
-    a second row with an ``event_id`` already seen this night.
+    A row whose ``captured_at`` is valid and outside the night (or ``bounds``, when given) is
+    counted, not checked further (that night's run reports it). Any other row with a bad value
+    is rejected, as is a second row with an ``event_id`` already seen this night; a rejected
+    row with no usable time belongs to no night by its time, and is listed in ``unplaced``.
     """
-    start, end = night.bounds()
+    start, end = bounds or night.bounds()
     files, ignored = events_files(url)
     events, rejections = [], []
     seen: dict[str, Event] = {}
+    unplaced: set[tuple[str, int]] = set()
     rejected_rows = outside = total = 0
     for file in files:
         for row, values in enumerate(read_events_table(file), start=1):
@@ -489,7 +516,65 @@ def load_events(url: str, night: Night) -> EventsLoad:
             else:
                 rejections.extend(result)
                 rejected_rows += 1
-    return EventsLoad(events, rejections, rejected_rows, outside, total, files, ignored)
+                if captured is None:
+                    unplaced.add((file, row))
+    return EventsLoad(
+        events, rejections, rejected_rows, outside, total, files, ignored, frozenset(unplaced)
+    )
+
+
+REJECTION_LEDGER = "_state/rejections"  # under OUTPUT_URL: which night rejected which row
+
+
+def ledger_path(root: str, file: str) -> str:
+    """The ledger of one events file: the night each of its unplaced rows was rejected in."""
+    digest = hashlib.sha256(file.encode("utf-8")).hexdigest()[:20]
+    return posixpath.join(root, REJECTION_LEDGER, f"{digest}.json")
+
+
+def read_ledgers(fs, root: str, files: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``{file: {row: night}}`` of the rows rejected so far, per events file."""
+    ledgers = {}
+    for file in files:
+        path = ledger_path(root, file)
+        ledgers[file] = json.loads(fs.cat_file(path))["rows"] if fs.isfile(path) else {}
+    return ledgers
+
+
+def place_rejections(
+    loaded: EventsLoad, ledgers: dict[str, dict[str, str]], night: Night
+) -> tuple[EventsLoad, dict[str, dict[str, str]], int]:
+    """The night's rejections without the unplaced rows an earlier night already rejected,
+    the ledgers with this night's unplaced rows added, and how many rows were left out.
+
+    A row whose time cannot be read belongs to no night: it is rejected once, by the first
+    night run over its file, and that night keeps it on every rerun."""
+    day = night.date.isoformat()
+    elsewhere = {
+        (file, row)
+        for file, row in loaded.unplaced
+        if ledgers.get(file, {}).get(str(row), day) != day
+    }
+    updated = {file: dict(rows) for file, rows in ledgers.items()}
+    for file, row in loaded.unplaced - elsewhere:
+        updated.setdefault(file, {})[str(row)] = day
+    kept = [r for r in loaded.rejections if (r.file, r.row) not in elsewhere]
+    placed = replace(
+        loaded,
+        rejections=kept,
+        rejected_rows=loaded.rejected_rows - len(elsewhere),
+        unplaced=loaded.unplaced - elsewhere,
+    )
+    return placed, updated, len(elsewhere)
+
+
+def write_ledgers(fs, root: str, before: dict, after: dict) -> None:
+    """Nothing; writes the ledgers that changed."""
+    for file, rows in sorted(after.items()):
+        if rows != before.get(file, {}):
+            ordered = dict(sorted(rows.items(), key=lambda item: int(item[0])))
+            data = json.dumps({"file": file, "rows": ordered}, indent=1)
+            write_bytes_atomic(fs, ledger_path(root, file), data.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,31 +617,79 @@ def decide(event: Event, evidence: Evidence, rules: Rules) -> Decision:
     return Decision(event, evidence, "review" if reason else "citation", reason)
 
 
-def dedupe(decisions: Iterable[Decision], window: timedelta) -> list[Decision]:
+@dataclass(frozen=True)
+class EarlierCitation:
+    """A citation issued for a capture group that began before the night: the night's own
+    captures of the same vehicle at the same camera within the window are its duplicates."""
+
+    citation_id: str
+    camera_id: str
+    plate: str
+    group_start: datetime  # the group's first capture
+
+
+@dataclass
+class _Group:
+    """Captures of one vehicle at one camera within the window of the first (dedupe)."""
+
+    start: datetime
+    members: list[Decision]
+    issued: str | None = None  # the citation issued before this night, when it began then
+
+
+def dedupe(
+    decisions: Iterable[Decision], window: timedelta, earlier: Iterable[EarlierCitation] = ()
+) -> list[Decision]:
     """The decisions with repeated citations turned into duplicates.
 
     Citations of the same plate text by the same camera form groups: a group starts at its
     first capture and takes every later capture within ``window`` of that first one
     (inclusive); the next capture starts a new group. Each group keeps the citation with the
-    highest excess speed (ties: the earliest); the others become duplicates of it.
+    highest excess speed (ties: the earliest); the others become duplicates of it. A group
+    that began before the night (``earlier``) already has its citation: every capture of the
+    night that falls in it is a duplicate of that one, across midnight as within a night.
     """
     decisions = list(decisions)
+    groups: dict[tuple[str, str], list[_Group]] = {}
+    for c in sorted(earlier, key=lambda c: c.group_start):
+        runs = groups.setdefault((c.camera_id, c.plate), [])
+        runs.append(_Group(c.group_start, [], c.citation_id))
     cited = [d for d in decisions if d.outcome == "citation"]
-    groups: dict[tuple[str, str], list[list[Decision]]] = {}
     for d in sorted(cited, key=lambda d: (d.event.captured_at, d.event.event_id)):
         runs = groups.setdefault((d.event.camera_id, d.evidence.plate), [])
-        if runs and d.event.captured_at - runs[-1][0].event.captured_at <= window:
-            runs[-1].append(d)
+        if runs and d.event.captured_at - runs[-1].start <= window:
+            runs[-1].members.append(d)
         else:
-            runs.append([d])
+            runs.append(_Group(d.event.captured_at, [d]))
     replaced: dict[int, Decision] = {}
     for runs in groups.values():
         for run in runs:
-            keep = max(run, key=lambda d: (d.event.excess_kmh, -d.event.captured_at.timestamp()))
-            for d in run:
-                if d is not keep:
-                    replaced[id(d)] = replace(d, outcome="duplicate", duplicate_of=keep.citation_id)
+            keep = run.issued
+            if keep is None and run.members:
+                best = max(
+                    run.members,
+                    key=lambda d: (d.event.excess_kmh, -d.event.captured_at.timestamp()),
+                )
+                keep = best.citation_id
+            for d in run.members:
+                if d.citation_id != keep:
+                    replaced[id(d)] = replace(d, outcome="duplicate", duplicate_of=keep)
     return [replaced.get(id(d), d) for d in decisions]
+
+
+def earlier_from_outputs(citations: pa.Table, duplicates: pa.Table) -> list[EarlierCitation]:
+    """The citations of an earlier night's outputs, each with the first capture of its group
+    (the citation and the duplicates of it)."""
+    starts: dict[str, datetime] = {}
+    for row in duplicates.select(["duplicate_of", "captured_at"]).to_pylist():
+        if row["duplicate_of"]:
+            known = starts.get(row["duplicate_of"], row["captured_at"])
+            starts[row["duplicate_of"]] = min(known, row["captured_at"])
+    found = []
+    for row in citations.select(["citation_id", "camera_id", "plate", "captured_at"]).to_pylist():
+        start = min(row["captured_at"], starts.get(row["citation_id"], row["captured_at"]))
+        found.append(EarlierCitation(row["citation_id"], row["camera_id"], row["plate"], start))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -669,15 +802,6 @@ def elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def fetch_bytes(key: str) -> bytes:
-    """The bytes of the object or file at ``key``; ImageError when it cannot be fetched."""
-    try:
-        fs, path = open_url(key)
-        return fs.cat_file(path)
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"unreadable: {key}: {exc}") from exc
-
-
 # ---------------------------------------------------------------------------------------------
 # Crops
 
@@ -703,7 +827,7 @@ def crop_image(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.n
 def crop_png(image_key: str, box) -> bytes | None:
     """The PNG of the crop of an event's image, or None when the image cannot be read."""
     try:
-        image = load_image(fetch_bytes(image_key))
+        image = load_image(fetch_one(image_key))
     except ImageError:
         return None
     ok, encoded = cv2.imencode(".png", crop_image(image, box))
@@ -772,37 +896,20 @@ def rejected_row(rejection: Rejection, run_id: str) -> dict:
 # Writing (each file whole or not at all, under a deterministic name)
 
 
-def write_bytes_atomic(fs, path: str, data: bytes) -> None:
-    """Nothing; ``data`` appears at ``path`` whole or not at all.
-
-    Written under a temporary name starting with ``_`` (which dataset readers skip) in the same
-    folder, then moved into place: a rename on a local disk, one PUT on object storage.
-    """
-    folder = posixpath.dirname(path)
-    fs.makedirs(folder, exist_ok=True)
-    temporary = posixpath.join(folder, f"_tmp-{uuid.uuid4().hex}-{posixpath.basename(path)}")
-    with fs.open(temporary, "wb") as f:
-        f.write(data)
-    fs.mv(temporary, path)
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """``table`` as the bytes of a Parquet file."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
 def replace_folder(fs, folder: str, files: dict[str, bytes], suffix: str) -> None:
     """Nothing; writes ``files`` (name -> bytes) into ``folder`` and then removes the files
     with ``suffix`` that a previous run left there and this one did not write."""
     for name, data in sorted(files.items()):
         write_bytes_atomic(fs, posixpath.join(folder, name), data)
     if fs.isdir(folder):
-        for path in fs.ls(folder, detail=False):
-            name = posixpath.basename(path)
-            if name.endswith(suffix) and not name.startswith("_") and name not in files:
-                fs.rm(path)
+        stale = [
+            path
+            for path in fs.ls(folder, detail=False)
+            if (name := posixpath.basename(path)).endswith(suffix)
+            and not name.startswith("_")
+            and name not in files
+        ]
+        remove_all(fs, stale)
 
 
 def night_folder(root: str, dataset: str, night: Night) -> str:
@@ -812,6 +919,49 @@ def night_folder(root: str, dataset: str, night: Night) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The job
+
+
+def citations_before(
+    fs, root: str, night: Night, events_url: str, rules: Rules
+) -> tuple[list[EarlierCitation], list[Event]]:
+    """What the night's dedupe must know of the night before: its citations whose group began
+    within the dedupe window before this night's start, from its outputs when it was run;
+    else (no earlier citations yet) the speeding events of that window, to be decided here the
+    way that night will decide them."""
+    start, _ = night.bounds()
+    since = start - rules.dedupe_window
+    previous = Night(night.date - timedelta(days=1), night.timezone)
+    summary = posixpath.join(root, "summaries", f"{previous.date.isoformat()}.json")
+    if fs.isfile(summary):
+        tables = {}
+        for dataset in ("citations", "duplicates"):
+            path = posixpath.join(night_folder(root, dataset, previous), PART_NAME)
+            tables[dataset] = (
+                pq.read_table(io.BytesIO(fs.cat_file(path)), schema=EVIDENCE_SCHEMA)
+                if fs.isfile(path)
+                else EVIDENCE_SCHEMA.empty_table()
+            )
+        found = earlier_from_outputs(tables["citations"], tables["duplicates"])
+        return [c for c in found if c.group_start >= since], []
+    if not rules.dedupe_window:
+        return [], []
+    window = load_events(events_url, previous, (since, start))
+    return [], [e for e in window.events if is_speeding(e, rules.tolerance)]
+
+
+def earlier_from_decisions(decisions: Iterable[Decision]) -> list[EarlierCitation]:
+    """The citations among deduplicated decisions, each with its group's first capture."""
+    decisions = list(decisions)
+    starts: dict[str, datetime] = {}
+    for d in decisions:
+        if d.outcome in ("citation", "duplicate"):
+            group = d.duplicate_of or d.citation_id
+            starts[group] = min(starts.get(group, d.event.captured_at), d.event.captured_at)
+    return [
+        EarlierCitation(d.citation_id, d.event.camera_id, d.evidence.plate, starts[d.citation_id])
+        for d in decisions
+        if d.outcome == "citation"
+    ]
 
 
 def run_tickets(
@@ -834,22 +984,29 @@ def run_tickets(
     started = time.perf_counter()
     run_id, now = uuid.uuid4().hex, datetime.now(UTC)
     zone = agency_zone(night.timezone)
+    check_writable(output_url)
+    fs, root = open_url(output_url)
     loaded = load_events(events_url, night)
+    ledgers = read_ledgers(fs, root, loaded.files)
+    loaded, placed, rejected_before = place_rejections(loaded, ledgers, night)
     say(
         f"{len(loaded.events)} events on {night.date} ({night.timezone}) in "
         f"{len(loaded.files)} events files; {loaded.rejected_rows} rows rejected"
     )
     speeding = [e for e in loaded.events if is_speeding(e, rules.tolerance)]
-    keys = {e.image_key for e in speeding}
+    earlier, before = citations_before(fs, root, night, events_url, rules)
+    keys = {e.image_key for e in (*speeding, *before)}
     reads = load_reads(reads_url, keys)
     missing = sorted(keys - set(reads))
     if missing:
         say(f"reading {len(missing)} images that have no read yet")
         reads |= latest_reads(as_reads_table(read_images(missing)))
+    if before:  # the night before was not run: decide its last window as it would
+        decided = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in before]
+        earlier = earlier_from_decisions(dedupe(decided, rules.dedupe_window))
     decisions = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in speeding]
-    decisions = dedupe(decisions, rules.dedupe_window)
+    decisions = dedupe(decisions, rules.dedupe_window, earlier)
 
-    fs, root = open_url(output_url)
     crops_folder = night_folder(root, "crops", night)
     crops, crop_keys = {}, {}
     for d in decisions:
@@ -879,7 +1036,13 @@ def run_tickets(
         folder = night_folder(root, dataset, night)
         replace_folder(fs, folder, {PART_NAME: parquet_bytes(table)}, ".parquet")
 
+    write_ledgers(fs, root, ledgers, placed)
     summary = night_summary(night, rules, loaded, speeding, decisions, len(missing), run_id)
+    issued_before = {c.citation_id for c in earlier}
+    summary |= {
+        "rejected_in_earlier_night": rejected_before,
+        "duplicates_of_earlier_night": sum(d.duplicate_of in issued_before for d in decisions),
+    }
     page_path = posixpath.join(root, "pages", f"review-{night.date.isoformat()}.html")
     summary_path = posixpath.join(root, "summaries", f"{night.date.isoformat()}.json")
     summary["outputs"] = {
@@ -899,7 +1062,9 @@ def run_tickets(
 
 def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_now, run_id):
     """The night's counts: every event row is in exactly one of ``outside_night``,
-    ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates`` and ``review``."""
+    ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates`` and ``review``, or, for a
+    row with no usable time rejected by an earlier night, ``rejected_in_earlier_night`` (added
+    by the job)."""
     start, end = night.bounds()
     outcomes = [d.outcome for d in decisions]
     return {

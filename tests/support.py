@@ -92,3 +92,32 @@ def assert_one_row_per_key(rows, expected: dict) -> None:
             assert row.status in ("ok", "no_plate"), (row.image_key, row.error)
         else:
             assert row.status == "error" and row.error.startswith(want.split(":")[1]), row
+
+
+# Every character that fsspec's glob, brace or URL handling could read as syntax.
+GLOB_NAMES = (
+    "IMG[0001].jpg",
+    "a1.jpg",
+    "a[1].jpg",
+    "x*y.jpg",
+    "q?.jpg",
+    "b{1,2}.jpg",
+    "b1.jpg",
+    "not!this.jpg",
+    "with space.jpg",
+    "hash#tag.jpg",
+    "[!a]1.jpg",
+)
+
+
+def scene_jpeg(seed: int, width: int) -> bytes:
+    """A synthetic scene as a JPEG ``width`` px wide: each file's width tells which it is."""
+    import cv2
+    import numpy as np
+
+    from anpr_core.config import load_region
+    from anpr_core.synth import synth_scene
+
+    image = synth_scene(np.random.default_rng(seed), load_region("us")).image
+    height = round(image.shape[0] * width / image.shape[1])
+    return cv2.imencode(".jpg", cv2.resize(image, (width, height)))[1].tobytes()

@@ -116,10 +116,17 @@ export AWS_ACCESS_KEY_ID=anpr-local
 export AWS_SECRET_ACCESS_KEY=anpr-local-secret
 export AWS_DEFAULT_REGION=us-east-1
 export MLFLOW_DISABLE_TELEMETRY=true
+# A second identity may only read and list: what an agency's read-only archive key can do, so
+# tests see a real "access denied" on writes.
+READER_KEY_ID=anpr-reader
+READER_SECRET=anpr-reader-secret
 cat >"$RUN_DIR/weed/s3.json" <<EOF
 {"identities": [{"name": "anpr-local",
   "credentials": [{"accessKey": "$AWS_ACCESS_KEY_ID", "secretKey": "$AWS_SECRET_ACCESS_KEY"}],
-  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
+ {"name": "anpr-reader",
+  "credentials": [{"accessKey": "$READER_KEY_ID", "secretKey": "$READER_SECRET"}],
+  "actions": ["Read", "List"]}]}
 EOF
 
 # SeaweedFS: every port free, each with port+10000 free for its gRPC twin; retried with new
@@ -214,6 +221,8 @@ line() { printf 'export %s=%q\n' "$1" "$2"; }
     line AWS_ACCESS_KEY_ID "$AWS_ACCESS_KEY_ID"
     line AWS_SECRET_ACCESS_KEY "$AWS_SECRET_ACCESS_KEY"
     line AWS_DEFAULT_REGION "$AWS_DEFAULT_REGION"
+    line ANPR_S3_READER_KEY_ID "$READER_KEY_ID"
+    line ANPR_S3_READER_SECRET "$READER_SECRET"
     line MLFLOW_DISABLE_TELEMETRY true
     line ANPR_WEED_PID_FILE "$RUN_DIR/pids/weed.pid"
     if ((WITH_DASK)); then

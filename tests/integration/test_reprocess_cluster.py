@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from support import assert_one_row_per_key, odd_images
+from support import GLOB_NAMES, assert_one_row_per_key, odd_images, scene_jpeg
 
 from anpr_core.config import load_region
 from anpr_core.synth import synth_scene
@@ -94,6 +94,54 @@ def test_reads_land_in_object_storage_one_row_per_key(on_stack, s3_archive, caps
     summaries = fs.glob(out.removeprefix("s3://") + "/_runs/*.json")
     assert summaries and all(secret not in fs.cat(p).decode() for p in summaries)
     assert not rows.astype(str).apply(lambda column: column.str.contains(secret)).any().any()
+
+
+def test_keys_with_glob_characters_are_read_as_they_are_on_s3(on_stack, capsys):
+    prefix = f"globs-{uuid.uuid4().hex[:8]}"
+    widths = {f"cam[1]/2026/10/05/{n}": 480 + 16 * i for i, n in enumerate(GLOB_NAMES)}
+    fs = on_stack.s3fs()
+    for i, (key, width) in enumerate(widths.items()):
+        fs.pipe_file(f"{on_stack.bucket}/{prefix}/{key}", scene_jpeg(i, width))
+    fs.pipe_file(f"{on_stack.bucket}/{prefix}-out1/keep.txt", b"a neighbour")
+    out = on_stack.url(f"{prefix}-out[1]")
+    argv = ["reprocess", on_stack.url(prefix), out, "--partition-size", "4"]
+    for extra in ([], [], ["--no-resume"]):
+        status = cli.main(argv + extra)
+        assert status == 0, capsys.readouterr().err
+    rows = read_back(on_stack, out)
+    assert sorted(rows["image_key"]) == sorted(on_stack.url(prefix, k) for k in widths)
+    assert set(rows["status"]) <= {"ok", "no_plate"}, rows[["image_key", "error"]]
+    for row in rows.itertuples():
+        key = row.image_key.removeprefix(on_stack.url(prefix) + "/")
+        assert row.image_width == widths[key], key  # its own object, not one the glob matched
+    assert fs.exists(f"{on_stack.bucket}/{prefix}-out1/keep.txt")
+    # a manifest's keys have no size: read in a bounded range, an empty object is still empty
+    fs.pipe_file(f"{on_stack.bucket}/{prefix}/empty[1].jpg", b"")
+    keys = ["cam[1]/2026/10/05/a[1].jpg", "empty[1].jpg", "gone[1].jpg"]
+    fs.pipe_file(f"{on_stack.bucket}/{prefix}-keys.csv", ("image_key\n" + "\n".join(keys)).encode())
+    listed = on_stack.url(f"{prefix}-listed")
+    manifest = ["--manifest", on_stack.url(f"{prefix}-keys.csv")]
+    assert cli.main(["reprocess", on_stack.url(prefix), listed, *manifest]) == 0
+    errors = read_back(on_stack, listed).set_index("image_key")["error"].fillna("")
+    assert errors.to_dict() == {
+        on_stack.url(prefix, keys[0]): "",
+        on_stack.url(prefix, keys[1]): "empty: the file has no bytes",
+        on_stack.url(prefix, keys[2]): "missing: no such object",
+    }
+
+
+def test_an_output_the_credentials_cannot_write_fails_before_any_work(on_stack, s3_archive, capsys):
+    env = on_stack.env
+    out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
+    reader = [f"key={env['ANPR_S3_READER_KEY_ID']}", f"secret={env['ANPR_S3_READER_SECRET']}"]
+    argv = ["reprocess", s3_archive["url"], out]
+    for option in (*reader, f"endpoint_url={on_stack.endpoint_url}"):
+        argv += ["--storage-option", option]
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    assert status == 1 and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith(f"anpr: error: cannot write to output {out}: ")
+    assert "dask:" not in captured.out  # refused before any cluster or image
 
 
 def test_a_killed_worker_loses_no_image(on_stack, s3_archive, capsys):

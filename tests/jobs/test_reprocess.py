@@ -123,7 +123,7 @@ def test_one_bad_image_is_a_row_not_an_exception(use_trained):
     assert row["status"] == "error" and row["error"].startswith("unreadable: OSError")
     assert row["camera_id"] == "cam1" and row["model_version"] == "1"
     row = process_image("x.jpg", FileNotFoundError("gone"), recognizer, pattern, "r1")
-    assert row["error"] == "missing: the object is gone" and row["captured_at"] is None
+    assert row["error"] == "missing: no such object" and row["captured_at"] is None
 
 
 @pytest.mark.parametrize(

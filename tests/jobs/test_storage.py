@@ -113,11 +113,11 @@ class FlakyDisk:
         self.failures = failures
         self.calls = 0
 
-    def cat(self, paths, on_error="raise"):
+    def cat_ranges(self, paths, starts, ends, on_error="raise"):
         self.calls += 1
         if self.calls <= self.failures:
-            return {p: ConnectionResetError("connection reset by peer") for p in paths}
-        return self.disk.cat(paths, on_error=on_error)
+            return [ConnectionResetError("connection reset by peer") for _ in paths]
+        return self.disk.cat_ranges(paths, starts, ends, on_error=on_error)
 
 
 def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path):

@@ -20,7 +20,7 @@ import pytest
 
 from anpr_core.config import load_region
 from jobs import tickets
-from jobs.storage import READS_SCHEMA
+from jobs.storage import NULL_PARTITION, READS_SCHEMA
 from jobs.synthdata import write_scenes
 
 DAY = date(2026, 11, 24)
@@ -91,7 +91,7 @@ def read_row(key: str, plate="ABC1234", confidence=0.95, pattern="@@@####", stat
 
 def write_reads(folder: Path, rows: list[dict]) -> Path:
     """``folder`` holding ``rows`` as a reads dataset (Hive partitions, a summary beside)."""
-    for day, part in (("2026-11-24", rows[::2]), ("unknown", rows[1::2])):
+    for day, part in (("2026-11-24", rows[::2]), (NULL_PARTITION, rows[1::2])):
         (folder / f"capture_date={day}").mkdir(parents=True, exist_ok=True)
         pq.write_table(
             pa.Table.from_pylist(part, schema=READS_SCHEMA),
@@ -158,7 +158,7 @@ def by_event(rows: list[dict]) -> dict[str, dict]:
 
 def assert_every_row_counted(summary: dict) -> None:
     counted = sum(summary[k] for k in OUTCOME_COUNTS) + summary["review"]
-    assert counted == summary["events_rows"]
+    assert counted + summary["rejected_in_earlier_night"] == summary["events_rows"]
 
 
 def test_speed_threshold_edges_in_each_events_unit(tmp_path, scenes):
@@ -461,6 +461,7 @@ def test_cli_refuses_unusable_input_in_one_line(tmp_path, scenes, anpr):
         ("--date", "24/11/2026"): "--date must be YYYY-MM-DD, got '24/11/2026'",
         ("--date", "2026-11-24", "--timezone", "Mars/Olympus"): "unknown time zone 'Mars/Olympus'",
         ("--date", "2026-11-24", "--min-confidence", "80"): "min confidence must be within 0..1",
+        ("--date", "2026-11-24", "--dedupe-window", "-3"): "0 to 1440 minutes, got -3",
     }
     for options, message in cases.items():
         status, _, err = anpr("tickets", *options, good, reads, tmp_path / "out")
@@ -478,3 +479,139 @@ def test_a_missing_read_without_a_model_says_how_to_get_one(tmp_path, scenes, wo
         "tickets", "--date", "2026-11-24", tmp_path / "ev.csv", tmp_path / "reads", tmp_path / "out"
     )
     assert status == 1 and "anpr train" in err and err.count("\n") == 1
+
+
+NEW_YORK = "America/New_York"
+
+
+def night_run(tmp_path, day, events_url, reads_url, read_images=never_read, timezone=NEW_YORK):
+    """The summary of one night's run over events and reads already on disk."""
+    return tickets.run_tickets(
+        tickets.Night(day, timezone),
+        str(events_url),
+        str(reads_url),
+        str(tmp_path / "out"),
+        read_images,
+    )
+
+
+@pytest.mark.parametrize("order", ["night before first", "night after first"])
+def test_one_vehicle_across_midnight_gets_one_citation(tmp_path, scenes, order):
+    from zoneinfo import ZoneInfo
+
+    key, other = scenes[0]["key"], scenes[1]["key"]
+    midnight = datetime(2026, 11, 24, tzinfo=ZoneInfo(NEW_YORK))
+    second = timedelta(seconds=1)
+    events = [
+        event("late", key, 70, at=midnight - second),  # 23:59:59 on the 23rd: cited that night
+        event("early", key, 90, at=midnight),  # 00:00:00, faster, but the ticket is issued
+        event("window-end", key, 65, at=midnight + timedelta(minutes=10) - second),
+        event("after", key, 65, at=midnight + timedelta(minutes=10)),  # 10 min 1 s: a new one
+        event("other-plate", other, 65, at=midnight + second),
+    ]
+    events_url = write_events(tmp_path / "events" / "ev.csv", events)
+    reads_url = write_reads(tmp_path / "reads", [read_row(key), read_row(other, "XYZ9876")])
+    before, night = DAY - timedelta(days=1), DAY
+    days = [before, night] if order == "night before first" else [night, before]
+    summaries = {day: night_run(tmp_path, day, events_url, reads_url) for day in days}
+
+    issued = by_event(output(tmp_path, "citations", before))
+    assert set(issued) == {"late"}
+    cited = by_event(output(tmp_path, "citations", night))
+    duplicates = by_event(output(tmp_path, "duplicates", night))
+    assert set(cited) == {"after", "other-plate"}
+    assert set(duplicates) == {"early", "window-end"}
+    assert {d["duplicate_of"] for d in duplicates.values()} == {issued["late"]["citation_id"]}
+    assert summaries[night]["duplicates_of_earlier_night"] == 2
+    for summary in summaries.values():
+        assert_every_row_counted(summary)
+    # a rerun of the later night, now that the earlier one's outputs exist, changes nothing
+    night_run(tmp_path, night, events_url, reads_url)
+    assert by_event(output(tmp_path, "duplicates", night)).keys() == duplicates.keys()
+
+
+def test_a_row_without_a_usable_time_is_rejected_once_over_all_nights(tmp_path, scenes):
+    key = scenes[0]["key"]
+    events = [
+        event("a", key, 70, at=NOON - timedelta(days=1)),
+        event("no-time", key, 70, at="yesterday evening"),
+        event("no-zone", key, 70, at="2026-11-24T12:00:00"),
+        event("b", key, 70, at=NOON),
+        event("bad-unit", key, 70, at=NOON, unit="furlongs"),  # in the night: rejected there
+    ]
+    events_url = write_events(tmp_path / "events" / "ev.csv", events)
+    reads_url = write_reads(tmp_path / "reads", [read_row(key)])
+    before = DAY - timedelta(days=1)
+    first = night_run(tmp_path, DAY, events_url, reads_url, timezone="UTC")
+    earlier = night_run(tmp_path, before, events_url, reads_url, timezone="UTC")
+    again = night_run(tmp_path, DAY, events_url, reads_url, timezone="UTC")
+
+    assert first["rejected_rows"] == again["rejected_rows"] == 3
+    assert {r["event_id"] for r in output(tmp_path, "rejected")} == {
+        "no-time",
+        "no-zone",
+        "bad-unit",
+    }
+    assert earlier["rejected_rows"] == 0 and earlier["rejected_in_earlier_night"] == 2
+    assert output(tmp_path, "rejected", before) == []
+    for summary in (first, earlier, again):
+        assert_every_row_counted(summary)
+
+
+def test_an_image_key_written_another_way_finds_its_read(tmp_path, scenes, monkeypatch):
+    key = Path(scenes[0]["key"])
+    monkeypatch.chdir(key.parent.parent)
+    ways = {
+        "file-url": key.as_uri(),
+        "double-slash": str(key).replace("/cam1/", "//cam1//"),
+        "relative": str(key.relative_to(key.parent.parent)),
+        "dotted": f"{key.parent}/./{key.name}",
+    }
+    events = [
+        event(name, way, 70, at=NOON + timedelta(hours=i))
+        for i, (name, way) in enumerate(ways.items())
+    ]
+    summary = run(tmp_path, events, [read_row(str(key))])
+    cited = by_event(output(tmp_path, "citations"))
+    assert set(cited) == set(ways) and summary["review"] == 0
+    assert {row["image_key"] for row in cited.values()} == {str(key)}
+
+
+def test_keys_read_by_the_job_itself_and_missing_images(tmp_path, scenes, use_trained):
+    from jobs.models import load_recognizer
+
+    key = Path(scenes[1]["key"])
+    events = [
+        event("url", key.as_uri(), 80, at=NOON),
+        event("gone", str(key.with_name("gone.jpg")), 80, at=NOON + timedelta(hours=1)),
+    ]
+    reader = tickets.read_images_in_process(load_recognizer)
+    summary = run(tmp_path, events, [], read_images=reader)
+    items = by_event(output(tmp_path, "citations") + output(tmp_path, "review"))
+    assert summary["images_read_now"] == 2
+    assert items["url"]["read_error"] is None and items["url"]["read_status"] in ("ok", "no_plate")
+    assert items["gone"]["reason"] == "error"
+    assert items["gone"]["read_error"] == "missing: no such object"
+
+
+def test_an_output_that_cannot_be_written_fails_before_any_work(tmp_path, scenes, anpr):
+    key = scenes[0]["key"]
+    events = write_events(tmp_path / "ev.csv", [event("a", key, 70)])
+    reads = write_reads(tmp_path / "reads", [read_row(key)])
+    (tmp_path / "a-file").write_text("not a folder")
+    cases = {tmp_path / "a-file": "is a file, not a folder", tmp_path / "a-file" / "out": "cannot"}
+    for out, message in cases.items():
+        status, stdout, err = anpr("tickets", "--date", "2026-11-24", events, reads, out)
+        assert status == 1 and message in err and err.count("\n") == 1, err
+        assert stdout == ""  # nothing was read or written first
+
+
+def test_an_events_file_with_glob_characters_is_that_file(tmp_path, scenes, anpr):
+    key = scenes[0]["key"]
+    reads = write_reads(tmp_path / "reads", [read_row(key)])
+    named = write_events(tmp_path / "events" / "ev[1].csv", [event("mine", key, 70)])
+    write_events(tmp_path / "events" / "ev1.csv", [event("the-glob-would-match", key, 70)])
+    status, out, err = anpr("tickets", "--date", "2026-11-24", named, reads, tmp_path / "o[1]")
+    assert status == 0, err
+    cited = pads.dataset(tmp_path / "o[1]" / "citations", partitioning="hive").to_table()
+    assert cited.column("event_id").to_pylist() == ["mine"]
