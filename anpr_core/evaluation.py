@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from anpr_core.config import RegionConfig
-from anpr_core.metrics import char_accuracy, detected
+from anpr_core.metrics import (
+    CITATION_CONFIDENCE,
+    TRUST_THRESHOLDS,
+    at_threshold,
+    char_accuracy,
+    detected,
+    expected_calibration_error,
+)
 from anpr_core.pipeline import Recognition, Settings, StageTimer, analyze, whole_image_candidate
 from anpr_core.records import Box
 
@@ -24,6 +31,7 @@ class ImageResult:
     confidence: float
     detected: bool | None  # None for crops, where there is nothing to detect
     elapsed_ms: float
+    pattern: str | None = None  # the format pattern the best read matched
 
 
 def evaluate_image(
@@ -59,14 +67,21 @@ def evaluate_recognition(
     best = result.reads[0] if result.reads else None
     hit = detected(label_box, [c.box for c in result.candidates]) if label_box else None
     outcome = ImageResult(
-        name, label, best.text if best else None, best.confidence if best else 0.0, hit, elapsed
+        name,
+        label,
+        best.text if best else None,
+        best.confidence if best else 0.0,
+        hit,
+        elapsed,
+        best.pattern if best else None,
     )
     return outcome, result
 
 
 def summarize(results: Iterable[ImageResult]) -> dict:
     """The evaluation figures: n_images, plate_accuracy, char_accuracy, detection_recall
-    (None when no image was a scene) and ms_per_image."""
+    (None when no image was a scene), ms_per_image, and how far confidence can be trusted
+    (``trust``)."""
     results = list(results)
     n = len(results)
     scenes = [r for r in results if r.detected is not None]
@@ -76,4 +91,28 @@ def summarize(results: Iterable[ImageResult]) -> dict:
         "char_accuracy": sum(char_accuracy(r.read, r.label) for r in results) / n if n else 0.0,
         "detection_recall": sum(r.detected for r in scenes) / len(scenes) if scenes else None,
         "ms_per_image": sum(r.elapsed_ms for r in results) / n if n else 0.0,
+        **trust(results),
+    }
+
+
+def trust(results: list[ImageResult]) -> dict:
+    """``ece``; ``precision_at`` and ``coverage_at`` keyed by each of TRUST_THRESHOLDS (as
+    text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of the ticket rule at its
+    defaults (confidence >= 0.8 and a format pattern matched). The best read per image; an
+    image with no read has confidence 0."""
+    confidences = [r.confidence if r.read else 0.0 for r in results]
+    correct = [r.read == r.label for r in results]
+    precision_at, coverage_at = {}, {}
+    for threshold in TRUST_THRESHOLDS:
+        precision_at[f"{threshold:g}"], coverage_at[f"{threshold:g}"] = at_threshold(
+            confidences, correct, threshold
+        )
+    cited = [c if r.pattern else 0.0 for c, r in zip(confidences, results, strict=True)]
+    citation_precision, citation_coverage = at_threshold(cited, correct, CITATION_CONFIDENCE)
+    return {
+        "ece": expected_calibration_error(confidences, correct),
+        "precision_at": precision_at,
+        "coverage_at": coverage_at,
+        "citation_precision": citation_precision,
+        "citation_coverage": citation_coverage,
     }

@@ -53,3 +53,55 @@ def iou(a: Box, b: Box) -> float:
 def detected(label_box: Box, candidate_boxes: Sequence[Box], top: int = 5, min_iou=0.5) -> bool:
     """Whether one of the first ``top`` candidates overlaps the labeled box with IoU >= min_iou."""
     return any(iou(label_box, box) >= min_iou for box in candidate_boxes[:top])
+
+
+# --- Trust: how far a read's confidence can be taken at its word ---------------------------
+
+TRUST_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99)
+CITATION_CONFIDENCE = 0.8  # the ticket rule's default threshold (jobs.tickets.Rules)
+
+
+def reliability_bins(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> list[tuple[float, float, int, float, float]]:
+    """``(low, high, reads, mean confidence, share right)`` per non-empty equal-width bin of
+    confidence, [0, 0.1) ... [0.9, 1.0] (a confidence of exactly 1 falls in the last)."""
+    totals = [[0, 0.0, 0] for _ in range(bins)]  # count, confidence sum, right
+    for confidence, right in zip(confidences, correct, strict=True):
+        slot = totals[min(bins - 1, max(0, int(confidence * bins)))]
+        slot[0] += 1
+        slot[1] += confidence
+        slot[2] += bool(right)
+    return [
+        (i / bins, (i + 1) / bins, n, total / n, hits / n)
+        for i, (n, total, hits) in enumerate(totals)
+        if n
+    ]
+
+
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> float:
+    """ECE over ``bins`` equal-width bins of confidence: the share-weighted mean gap between
+    the mean confidence of a bin and the share of its reads that are right (0: calibrated)."""
+    n = len(confidences)
+    found = reliability_bins(confidences, correct, bins)
+    return sum(count * abs(mean - right) for _, _, count, mean, right in found) / n if n else 0.0
+
+
+def at_threshold(
+    confidences: Sequence[float], correct: Sequence[bool], threshold: float
+) -> tuple[float | None, float]:
+    """(precision, coverage) of the reads with confidence >= ``threshold``: the share of them
+    that are right (None when there is none) and their share of all images. Compared in
+    float32, as confidences are stored."""
+    import numpy as np
+
+    chosen = [
+        right
+        for confidence, right in zip(confidences, correct, strict=True)
+        if np.float32(confidence) >= np.float32(threshold)
+    ]
+    n = len(confidences)
+    precision = sum(chosen) / len(chosen) if chosen else None
+    return precision, (len(chosen) / n if n else 0.0)

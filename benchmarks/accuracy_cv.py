@@ -13,6 +13,10 @@ best read is on the plate, with the wrong text); ``outranked`` (a read of the pl
 read elsewhere); ``unread`` (a candidate on the plate, IoU >= 0.5 among the ones localization
 proposes, was never read); ``not_found`` (no such candidate).
 
+Besides accuracy, the figures say how far confidence can be trusted (as `anpr evaluate`):
+``ece``, ``precision_at`` / ``coverage_at`` per threshold, and ``citation_precision`` /
+``citation_coverage`` of the ticket rule at its defaults.
+
 ``--shifts N`` reads each evaluation image N times, shifted by 0..N-1 pixels (its first
 rows and columns cropped): a read can change with the resampling phase, so a change that
 moves candidates by a pixel is judged on N reads of each image instead of one.
@@ -62,6 +66,13 @@ def lost_at(image, box, text: str, reads, region) -> str:
     settings = Settings()  # as fit_char_model's models read
     proposed = localize_plates(image, region, settings.verify_candidates, settings.localize_scheme)
     return "unread" if any(iou(c.box, box) >= 0.5 for c in proposed) else "not_found"
+
+
+def shown(value) -> str:
+    """A figure as printed: floats to three decimals, None as a dash."""
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures))
     else:
         for key, value in figures.items():
-            print(f"{key:>20}  {value:.3f}" if isinstance(value, float) else f"{key:>20}  {value}")
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {shown(v)}" for k, v in value.items())
+            print(f"{key:>20}  {shown(value)}")
     return 0
 
 

@@ -288,6 +288,7 @@ def cmd_evaluate(args) -> int:
     print(f"model {recognizer.uri} (region {recognizer.region.name}, split {args.split})")
     print_table(reports, totals)
     print(f"{totals['n_images']} images in {time.perf_counter() - start:.1f} s")
+    print_trust([r for report in reports for r in report.results], totals)
     return 0
 
 
@@ -391,6 +392,30 @@ def print_table(reports, totals: dict) -> None:
         print(table_row(str(report.path), report.kind, report.summary, width))
     if len(reports) > 1:
         print(table_row("all", "", totals, width))
+
+
+def print_trust(results, totals: dict) -> None:
+    """Nothing; prints how far the confidence of the best reads can be trusted: a
+    reliability table (reads by confidence, and how many of them are right), then precision
+    and coverage per threshold and for the ticket rule."""
+    from anpr_core.metrics import reliability_bins
+
+    confidences = [r.confidence if r.read else 0.0 for r in results]
+    correct = [r.read == r.label for r in results]
+    print(f"\nexpected calibration error {totals['ece']:.3f}")
+    print("confidence    reads  mean conf  right")
+    for low, high, n, mean, right in reliability_bins(confidences, correct):
+        print(f"{low:.1f}-{high:.1f}   {n:>8} {mean:>10.3f} {right:>6.3f}")
+    print("\nthreshold  precision  coverage")
+    rows = [
+        (f">= {t}", totals["precision_at"][t], totals["coverage_at"][t])
+        for t in totals["precision_at"]
+    ]
+    rows.append(("tickets", totals["citation_precision"], totals["citation_coverage"]))
+    for name, precision, coverage in rows:
+        shown = "-" if precision is None else f"{precision:.3f}"
+        print(f"{name:<10} {shown:>9} {coverage:>9.3f}")
+    print("(tickets: confidence >= 0.8 and a plate format matched, the ticket rule's defaults)")
 
 
 def table_row(name: str, kind: str, summary: dict, width: int) -> str:

@@ -258,8 +258,15 @@ def holdout_metrics(
 
 
 def prefixed(prefix: str, summary: dict) -> dict[str, float]:
-    """The numeric figures of an evaluation summary, named ``<prefix>_<figure>``."""
-    return {f"{prefix}_{k}": float(v) for k, v in summary.items() if v is not None}
+    """The numeric figures of an evaluation summary, named ``<prefix>_<figure>``; a figure
+    keyed by threshold becomes one per threshold (``holdout_precision_at_0.9``)."""
+    found = {}
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            found |= prefixed(f"{prefix}_{key}", value)
+        elif value is not None:
+            found[f"{prefix}_{key}"] = float(value)
+    return found
 
 
 def holdout_chars(folders, model, region: RegionConfig, settings) -> tuple[list[str], list[str]]:

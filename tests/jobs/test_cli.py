@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
@@ -10,7 +11,18 @@ import pytest
 from anpr_core import datasets
 
 N_CROPS, N_SCENES = 30, 8  # as written by the `synthetic` fixture
-EVALUATE_KEYS = {"n_images", "plate_accuracy", "char_accuracy", "detection_recall", "ms_per_image"}
+EVALUATE_KEYS = {
+    "n_images",
+    "plate_accuracy",
+    "char_accuracy",
+    "detection_recall",
+    "ms_per_image",
+    "ece",
+    "precision_at",
+    "coverage_at",
+    "citation_precision",
+    "citation_coverage",
+}
 
 
 def test_synth_writes_both_labeled_formats(synthetic):
@@ -75,6 +87,11 @@ def test_evaluate_json_has_exactly_the_documented_keys(use_trained, synthetic, a
     assert status == 0 and set(figures) == EVALUATE_KEYS
     assert figures["n_images"] == N_CROPS and figures["detection_recall"] is None
     assert 0.0 <= figures["plate_accuracy"] <= figures["char_accuracy"] <= 1.0
+    thresholds = ["0.5", "0.8", "0.9", "0.95", "0.99"]
+    assert list(figures["precision_at"]) == list(figures["coverage_at"]) == thresholds
+    coverages = list(figures["coverage_at"].values())
+    assert coverages == sorted(coverages, reverse=True) and 0 <= figures["ece"] <= 1
+    assert figures["citation_coverage"] <= figures["coverage_at"]["0.8"]
 
     status, out, _ = anpr("evaluate", synthetic["scenes"], "--json", "--split", "test")
     figures = json.loads(out)
@@ -92,6 +109,10 @@ def test_evaluate_table_shows_folders_and_progress(use_trained, synthetic, anpr)
     assert "models:/anpr-char-classifier-us/1" in out
     assert "crops" in out and "scenes" in out and "\nall " in out
     assert f"{N_CROPS + N_SCENES}/{N_CROPS + N_SCENES}" in err
+    assert "expected calibration error" in out and "\ntickets " in out
+    reads = [line.split() for line in out.split("confidence    reads")[1].splitlines()[1:]]
+    table = [row for row in reads if row and re.fullmatch(r"\d\.\d-\d\.\d", row[0])]
+    assert sum(int(row[1]) for row in table) == N_CROPS + N_SCENES  # every image in one bin
 
 
 def test_recognize_prints_one_json_line_per_image(use_trained, synthetic, tmp_path, anpr):
