@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,10 +78,12 @@ def evaluate_recognition(
     return outcome, result
 
 
-def summarize(results: Iterable[ImageResult]) -> dict:
+def summarize(
+    results: Iterable[ImageResult], citation_thresholds: float | Sequence[float] | None = None
+) -> dict:
     """The evaluation figures: n_images, plate_accuracy, char_accuracy, detection_recall
     (None when no image was a scene), ms_per_image, and how far confidence can be trusted
-    (``trust``)."""
+    (``trust``, with the ticket rule at ``citation_thresholds``)."""
     results = list(results)
     n = len(results)
     scenes = [r for r in results if r.detected is not None]
@@ -91,15 +93,19 @@ def summarize(results: Iterable[ImageResult]) -> dict:
         "char_accuracy": sum(char_accuracy(r.read, r.label) for r in results) / n if n else 0.0,
         "detection_recall": sum(r.detected for r in scenes) / len(scenes) if scenes else None,
         "ms_per_image": sum(r.elapsed_ms for r in results) / n if n else 0.0,
-        **trust(results),
+        **trust(results, citation_thresholds),
     }
 
 
-def trust(results: list[ImageResult]) -> dict:
+def trust(
+    results: list[ImageResult], citation_thresholds: float | Sequence[float] | None = None
+) -> dict:
     """``ece``; ``precision_at`` and ``coverage_at`` keyed by each of TRUST_THRESHOLDS (as
-    text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of the ticket rule at its
-    defaults (confidence >= 0.8 and a format pattern matched). The best read per image; an
-    image with no read has confidence 0."""
+    text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of the ticket rule: a
+    format pattern matched and confidence at least the citation threshold (one for all
+    images, or one per image, as each was read by its own model; default 0.8, the rule for a
+    version without a calibrator). The best read per image; an image with no read has
+    confidence 0."""
     confidences = [r.confidence if r.read else 0.0 for r in results]
     correct = [r.read == r.label for r in results]
     precision_at, coverage_at = {}, {}
@@ -107,12 +113,20 @@ def trust(results: list[ImageResult]) -> dict:
         precision_at[f"{threshold:g}"], coverage_at[f"{threshold:g}"] = at_threshold(
             confidences, correct, threshold
         )
-    cited = [c if r.pattern else 0.0 for c, r in zip(confidences, results, strict=True)]
-    citation_precision, citation_coverage = at_threshold(cited, correct, CITATION_CONFIDENCE)
+    if citation_thresholds is None:
+        citation_thresholds = CITATION_CONFIDENCE
+    if isinstance(citation_thresholds, int | float):
+        citation_thresholds = [citation_thresholds] * len(results)
+    cited = [
+        c if r.pattern and np.float32(c) >= np.float32(t) else 0.0
+        for c, r, t in zip(confidences, results, citation_thresholds, strict=True)
+    ]
+    n_cited = sum(c > 0 for c in cited)
+    right = sum(ok for c, ok in zip(cited, correct, strict=True) if c > 0)
     return {
         "ece": expected_calibration_error(confidences, correct),
         "precision_at": precision_at,
         "coverage_at": coverage_at,
-        "citation_precision": citation_precision,
-        "citation_coverage": citation_coverage,
+        "citation_precision": right / n_cited if n_cited else None,
+        "citation_coverage": n_cited / len(results) if results else 0.0,
     }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from anpr_core.calibrate import Agreement, calibrated, confidence_calibrator, read_evidence
 from anpr_core.classify import char_probabilities, model_classes
 from anpr_core.config import RegionConfig
 from anpr_core.errors import ImageError
@@ -27,7 +28,7 @@ from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate_cuts
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
-PIPELINE_VERSION = "0.2.0"
+PIPELINE_VERSION = "0.3.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
@@ -172,9 +173,11 @@ def best_reads(
     region,
     settings,
     best: dict[int, tuple[Read, Hypothesis]],
+    texts: dict[int, list[str]] | None = None,
 ) -> None:
     """Nothing; keeps in ``best`` the best read of each candidate (by ``_read_rank``) with
-    the hypothesis it came from.
+    the hypothesis it came from, and in ``texts`` (when given) the text of every read of each
+    candidate: whether its cuts agree is evidence of how likely its read is right.
 
     A read of a split cut counts only when it keeps every half as a character: a half read
     as "not a character" means the split cut through one character (or a logo), and such a
@@ -184,6 +187,8 @@ def best_reads(
         read = read_plate(piece_probs, classes, region, settings.top_k)
         if read is None or not set(hypothesis.halves) <= set(read.kept):
             continue
+        if texts is not None:
+            texts.setdefault(hypothesis.candidate, []).append(read.text)
         if hypothesis.prior != 1.0:
             read = replace(read, score=read.score * hypothesis.prior)
         current = best.get(hypothesis.candidate)
@@ -192,9 +197,10 @@ def best_reads(
 
 
 def read_candidates(
-    gray, candidates, model, classes, region, settings, timer, plans=None
+    gray, candidates, model, classes, region, settings, timer, plans=None, texts=None
 ) -> dict[int, tuple[Read, Hypothesis]]:
-    """The best read of each candidate that has one, keyed by the candidate's index.
+    """The best read of each candidate that has one, keyed by the candidate's index (and, in
+    ``texts`` when given, the text of each of its reads).
 
     Each candidate is cut the ways of its ``plans`` entry (default: ``hypothesis_plan``).
     Hypotheses go in rounds, most promising first; a candidate already read with a score of
@@ -232,7 +238,7 @@ def read_candidates(
         bounds = np.cumsum([0] + [len(h.chars) for h in found])
         probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         with timer.stage("postprocess"):
-            best_reads(found, probs, classes, region, settings, best)
+            best_reads(found, probs, classes, region, settings, best, texts)
     return best
 
 
@@ -255,7 +261,7 @@ def refined_candidate(
     return Candidate(box, quad, candidate.score, hypothesis.polarity)
 
 
-def refine(gray, candidates, best, model, classes, region, settings, timer) -> None:
+def refine(gray, candidates, best, model, classes, region, settings, timer, texts=None) -> None:
     """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
     best-read candidates by its redrawn self (``refined_candidate``, one per reach of
     ``settings.refine_reaches``) where that reads at least as well.
@@ -272,10 +278,13 @@ def refine(gray, candidates, best, model, classes, region, settings, timer) -> N
     plans = [hypothesis_plan(c, region, settings) for _, c in refined]
     if settings.refine_same_cut:
         plans = [same_cut(plan, best[i][1]) for plan, (i, _) in zip(plans, refined, strict=True)]
+    again_texts: dict[int, list[str]] = {}
     again = read_candidates(
-        gray, [c for _, c in refined], model, classes, region, settings, timer, plans
+        gray, [c for _, c in refined], model, classes, region, settings, timer, plans, again_texts
     )
     for j, (index, candidate) in enumerate(refined):
+        if texts is not None:
+            texts.setdefault(index, []).extend(again_texts.get(j, []))
         if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
             candidates[index] = candidate
             best[index] = again[j]
@@ -301,6 +310,7 @@ class Recognition:
 
     reads: list[PlateRead]
     candidates: list[Candidate]
+    evidence: list[np.ndarray] = field(default_factory=list)  # calibrate.EVIDENCE per read
 
 
 def analyze(
@@ -328,34 +338,70 @@ def analyze(
             if verifier:
                 candidates, unread = worth_reading(candidates, settings.min_plate_probability)
     candidates = list(candidates)
-    best = read_candidates(gray, candidates, model, classes, region, settings, timer)
-    refine(gray, candidates, best, model, classes, region, settings, timer)
+    texts: dict[int, list[str]] = {}
+    best = read_candidates(gray, candidates, model, classes, region, settings, timer, None, texts)
+    refine(gray, candidates, best, model, classes, region, settings, timer, texts)
+    kept = [
+        index
+        for index, (read, _) in best.items()
+        if read.score >= settings.min_read_score and len(read.text) >= region.char_count[0]
+    ]
+    evidence = {
+        index: _evidence(best[index], candidates[index], texts.get(index, []), region)
+        for index in kept
+    }
+    confidences = _confidences(model, best, kept, evidence)
     scored = []
-    for index, (read, _) in best.items():
-        if read.score < settings.min_read_score or len(read.text) < region.char_count[0]:
-            continue
+    for index in kept:
+        read = best[index][0]
         rank = _read_rank(read) * (0.5 + 0.5 * candidates[index].score)
-        scored.append((rank, index, _plate_read(read, candidates[index], rank, region, gray.shape)))
+        plate = _plate_read(read, candidates[index], rank, region, confidences[index])
+        scored.append((rank, index, plate))
     scored.sort(key=lambda item: item[0], reverse=True)
     reads: list[PlateRead] = []
     read_from: list[int] = []
     for _, index, plate in scored:
-        if all(iou(plate.box, kept.box) < 0.3 for kept in reads):
+        if all(iou(plate.box, other.box) < 0.3 for other in reads):
             reads.append(plate)
             read_from.append(index)
     rest = [c for i, c in enumerate(candidates) if i not in read_from] + unread
-    return Recognition(reads, [candidates[i] for i in read_from] + rest)
+    return Recognition(
+        reads, [candidates[i] for i in read_from] + rest, [evidence[i] for i in read_from]
+    )
 
 
-def _plate_read(read: Read, candidate: Candidate, rank: float, region, shape) -> PlateRead:
+def _evidence(found: tuple[Read, Hypothesis], candidate: Candidate, seen, region) -> np.ndarray:
+    """The calibrate.EVIDENCE row of a candidate's best read, with the agreement of the texts
+    ``seen`` in every read of the candidate (the read itself among them)."""
+    read, hypothesis = found
+    seen = seen or [read.text]
+    agreement = Agreement(max(0, len(seen) - 1), max(0, seen.count(read.text) - 1))
+    return read_evidence(read, len(hypothesis.chars), candidate.score, agreement, region)
+
+
+def _confidences(model, best, kept, evidence) -> dict[int, float]:
+    """Each kept read's confidence: its calibrated probability of being right where the
+    model has a calibrator, else the product of its characters' probabilities."""
+    calibrator = confidence_calibrator(model)
+    if calibrator is None or not kept:
+        return {index: best[index][0].confidence for index in kept}
+    probabilities = calibrated(calibrator, np.vstack([evidence[i] for i in kept]))
+    return {index: float(p) for index, p in zip(kept, probabilities, strict=True)}
+
+
+def _plate_read(read: Read, candidate: Candidate, rank: float, region, confidence) -> PlateRead:
+    """The PlateRead of a candidate's read, with its confidence; the alternatives keep their
+    ratio to the read's own."""
+    scale = confidence / read.confidence if read.confidence > 0 else 0.0
+    alternatives = tuple((text, min(1.0, c * scale)) for text, c in read.alternatives)
     return PlateRead(
         text=read.text,
-        confidence=read.confidence,
+        confidence=confidence,
         detection_score=float(min(1.0, rank)),
         box=candidate.box,
         quad=candidate.quad,
         char_confidences=read.char_confidences,
-        alternatives=read.alternatives,
+        alternatives=((read.text, confidence), *alternatives[1:]),
         region=region.name,
         pattern=read.pattern,
     )

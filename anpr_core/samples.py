@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from anpr_core.calibrate import fit_calibrator
 from anpr_core.classify import REJECT, build_classifier, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
-from anpr_core.pipeline import Settings
+from anpr_core.pipeline import Settings, analyze, whole_image_candidate
 from anpr_core.postprocess import MAX_DROPPED, SlotScores, align
 from anpr_core.records import Box, CharImage
 from anpr_core.segment import (
@@ -38,6 +39,8 @@ ALIGNED_REJECT_KEEP = 1.0
 # Up to this many times as many samples for a rare character class (O, Q, I on US plates have
 # 5-20x fewer than the median class): without it the classifier reads every O as 0.
 RARE_BOOST = 8
+# Folds of the cross-fitting that teaches the confidence calibrator (1: no calibrator).
+CALIBRATION_FOLDS = 3
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,7 @@ def fit_char_model(
     map_plates=sequential_map,
     load_plate=as_plate,
     max_boost: int = RARE_BOOST,
+    calibration_folds: int = CALIBRATION_FOLDS,
     **classifier_params,
 ):
     """A character classifier fitted on ``plates`` (triples of grey image, box or None,
@@ -288,13 +292,48 @@ def fit_char_model(
     from both (about 20% more plates on the US crops), with rare character classes given up
     to ``max_boost`` times their samples in jittered copies (``class_copies``; 1: none).
     Where ``plates`` hold labeled scenes, a plate verifier (``verify.fit_plate_verifier``) is
-    fitted too and kept on the model.
-    The per-plate work (segmenting, describing) goes through ``map_plates(fn, items)``, which
-    returns ``[fn(item) for item in items]`` and may compute it elsewhere (a Dask cluster);
-    the models are fitted here.
+    fitted too and kept on the model; with ``calibration_folds`` of 2 or more, so is a
+    confidence calibrator learned by cross-fitting (``cross_fitted_calibrator``).
+    The per-plate work (segmenting, describing, reading) goes through ``map_plates(fn,
+    items)``, which returns ``[fn(item) for item in items]`` and may compute it elsewhere (a
+    Dask cluster); the models are fitted here.
     """
     plates = list(plates)
     settings = settings or Settings()
+    fit = functools.partial(
+        fit_once,
+        region=region,
+        settings=settings,
+        augment=augment,
+        seed=seed,
+        map_plates=map_plates,
+        load_plate=load_plate,
+        max_boost=max_boost,
+        **classifier_params,
+    )
+    model, final = fit(plates)
+    if calibration_folds >= 2:
+        calibrator = cross_fitted_calibrator(
+            plates, fit, region, settings, calibration_folds, seed, map_plates, load_plate
+        )
+        if calibrator is not None:
+            model.confidence_calibrator_ = calibrator
+    return model, final
+
+
+def fit_once(
+    plates: list,
+    region: RegionConfig,
+    settings: Settings,
+    augment: int,
+    seed: int,
+    map_plates,
+    load_plate,
+    max_boost: int,
+    **classifier_params,
+):
+    """(model with its plate verifier, final TrainingSet): the two rounds of
+    ``fit_char_model`` on ``plates``, without calibration."""
     rounds = functools.partial(
         training_set,
         plates,
@@ -320,3 +359,62 @@ def fit_char_model(
     if verifier is not None:
         model.plate_verifier_ = verifier
     return model, final
+
+
+def image_groups(plates: list) -> list[int]:
+    """The index of each plate's image among the distinct images of ``plates``: plates of one
+    image (the same array, or the same path for references) come one after another."""
+    groups, previous, group = [], None, -1
+    for plate in plates:
+        image = getattr(plate, "path", None) or id(plate[0])
+        if image != previous:
+            group += 1
+            previous = image
+        groups.append(group)
+    return groups
+
+
+def cross_fitted_calibrator(
+    plates: list, fit, region, settings, folds: int, seed: int, map_plates, load_plate
+):
+    """A confidence calibrator learned from reads of plates the model did not learn from.
+
+    The images are dealt into ``folds`` folds (plates of one image together); for each fold, a
+    model is fitted (``fit``) on the other folds' plates and reads the first plate of each of
+    the fold's images end to end; the evidence of each best read and whether it was right
+    train the calibrator (``calibrate.fit_calibrator``). None when there are too few reads."""
+    groups = image_groups(plates)
+    order = np.random.default_rng(seed).permutation(groups[-1] + 1 if groups else 0)
+    fold_of = {int(g): k % folds for k, g in enumerate(order)}
+    firsts = [i for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g]
+    evidence, correct = [], []
+    for fold in range(folds):
+        training = [p for p, g in zip(plates, groups, strict=True) if fold_of[g] != fold]
+        held_out = [plates[i] for i in firsts if fold_of[groups[i]] == fold]
+        if not training or not held_out:
+            continue
+        try:
+            model, _ = fit(training)
+        except ValueError:  # a fold too small to learn from: its plates teach nothing
+            continue
+        read = functools.partial(
+            held_out_read, model=model, region=region, settings=settings, load_plate=load_plate
+        )
+        for found in map_plates(read, held_out):
+            if found is not None:
+                evidence.append(found[0])
+                correct.append(found[1])
+    if not evidence:
+        return None
+    return fit_calibrator(np.vstack(evidence), np.array(correct), seed)
+
+
+def held_out_read(plate, model, region, settings, load_plate=as_plate):
+    """(EVIDENCE row, right or not) of the best read of a labeled plate's image (a scene when
+    it has a box, else a crop), or None when nothing was read."""
+    gray, box, text = load_plate(plate)
+    candidates = None if box else [whole_image_candidate(gray.shape)]
+    found = analyze(gray, model, region, settings, candidates=candidates)
+    if not found.reads:
+        return None
+    return found.evidence[0], found.reads[0].text == text

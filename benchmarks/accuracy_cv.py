@@ -32,11 +32,12 @@ from pathlib import Path
 
 import cv2
 
+from anpr_core.calibrate import citation_threshold_of
 from anpr_core.config import load_region
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_recognition, summarize
 from anpr_core.localize import localize_plates
-from anpr_core.metrics import iou
+from anpr_core.metrics import CITATION_CONFIDENCE, iou
 from anpr_core.pipeline import Settings
 from anpr_core.samples import fit_char_model
 from jobs.runtime import blas_threads
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for item in {i.path: i for i in train_items + eval_items}.values()
     }
     start = time.perf_counter()
-    results, plates_used, plates_total = [], 0, 0
+    results, thresholds, plates_used, plates_total = [], [], 0, 0
     lost = dict.fromkeys(STAGES, 0)
     for fold in range(args.folds):
         plates = [
@@ -124,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                             item.name, image, moved, text, model, region
                         )
                         results.append(result)
+                        thresholds.append(citation_threshold_of(model) or CITATION_CONFIDENCE)
                         if args.breakdown and moved is not None:
                             lost[lost_at(image, moved, text, recognition.reads, region)] += 1
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
-    figures = summarize(results)
+    figures = summarize(results, thresholds)
     figures.update(
         region=region.name,
         folds=args.folds,

@@ -137,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("output", metavar="OUTPUT_URL")
     tickets.add_argument("--timezone", default="UTC", help="agency time zone (default: UTC)")
     tickets.add_argument("--tolerance", type=float, default=5.0, help="in the event's unit (5)")
-    tickets.add_argument("--min-confidence", type=float, default=0.8, help="of the read (0.8)")
+    tickets.add_argument(
+        "--min-confidence",
+        type=float,
+        help="of the read (default: the threshold each model version learned with its "
+        "calibrator; 0.8 for a version without one)",
+    )
     tickets.add_argument("--dedupe-window", type=float, default=10.0, metavar="MIN", help="(10)")
     add_model_options(tickets)
     add_cluster_options(tickets)
@@ -274,21 +279,22 @@ def cmd_models(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Exit status of ``anpr evaluate``."""
-    from jobs.evaluate import evaluate_folders, overall
+    from jobs.evaluate import citation_threshold, evaluate_folders, overall
 
     check_folders(args.data)
     recognizer = load_for(args)
     progress = None if args.json else ProgressBar("evaluating")
     start = time.perf_counter()
     reports = evaluate_folders(args.data, recognizer, args.split, progress)
-    totals = overall(reports)
+    totals = overall(reports, recognizer)
     if args.json:
-        print(json.dumps(totals))
+        print(json.dumps(totals | {"citation_threshold": citation_threshold(recognizer)}))
         return 0
     print(f"model {recognizer.uri} (region {recognizer.region.name}, split {args.split})")
     print_table(reports, totals)
     print(f"{totals['n_images']} images in {time.perf_counter() - start:.1f} s")
-    print_trust([r for report in reports for r in report.results], totals)
+    threshold = citation_threshold(recognizer)
+    print_trust([r for report in reports for r in report.results], totals, threshold)
     return 0
 
 
@@ -394,7 +400,7 @@ def print_table(reports, totals: dict) -> None:
         print(table_row("all", "", totals, width))
 
 
-def print_trust(results, totals: dict) -> None:
+def print_trust(results, totals: dict, threshold: float) -> None:
     """Nothing; prints how far the confidence of the best reads can be trusted: a
     reliability table (reads by confidence, and how many of them are right), then precision
     and coverage per threshold and for the ticket rule."""
@@ -415,7 +421,7 @@ def print_trust(results, totals: dict) -> None:
     for name, precision, coverage in rows:
         shown = "-" if precision is None else f"{precision:.3f}"
         print(f"{name:<10} {shown:>9} {coverage:>9.3f}")
-    print("(tickets: confidence >= 0.8 and a plate format matched, the ticket rule's defaults)")
+    print(f"(tickets: confidence >= {threshold:.4g} and a format pattern matched: this version's)")
 
 
 def table_row(name: str, kind: str, summary: dict, width: int) -> str:

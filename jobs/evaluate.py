@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anpr_core import datasets
+from anpr_core.calibrate import citation_threshold_of
 from anpr_core.datasets import LabeledImage
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
+from anpr_core.metrics import CITATION_CONFIDENCE
 from jobs.models import Recognizer
 from jobs.runtime import blas_threads
 from jobs.storage import load_gray
@@ -67,7 +69,8 @@ def evaluate_folders(
                 done += 1
                 if progress:
                     progress(done, total)
-            reports.append(FolderReport(path, kind, summarize(results), results))
+            summary = summarize(results, citation_threshold(recognizer))
+            reports.append(FolderReport(path, kind, summary, results))
     return reports
 
 
@@ -84,6 +87,14 @@ def evaluate_one(item: LabeledImage, recognizer: Recognizer) -> ImageResult:
     )
 
 
-def overall(reports: Sequence[FolderReport]) -> dict:
+def overall(reports: Sequence[FolderReport], recognizer: Recognizer) -> dict:
     """The figures over every folder together (the keys of ``evaluation.summarize``)."""
-    return summarize(r for report in reports for r in report.results)
+    results = [r for report in reports for r in report.results]
+    return summarize(results, citation_threshold(recognizer))
+
+
+def citation_threshold(recognizer: Recognizer) -> float:
+    """The confidence a citation needs with this version: the threshold its calibrator
+    learned, else the ticket rule's default (a version without a calibrator)."""
+    learned = citation_threshold_of(recognizer.model)
+    return CITATION_CONFIDENCE if learned is None else learned

@@ -191,6 +191,14 @@ class Recognizer:
     uri: str  # concrete: models:/NAME/VERSION, runs:/..., or a local path
     pipeline_version: str = PIPELINE_VERSION
 
+    @property
+    def citation_threshold(self) -> float | None:
+        """The confidence this version's reads need for a ticket (learned with its
+        calibrator), or None for a version without one (the ticket rule's default applies)."""
+        from anpr_core.calibrate import citation_threshold_of
+
+        return citation_threshold_of(self.model)
+
 
 def resolve_model_uri(uri: str, region: str) -> tuple[str, str | None, str | None]:
     """A concrete URI for ``uri`` (an alias resolved to its version, once), with the model's

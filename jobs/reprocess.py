@@ -170,6 +170,7 @@ def reads_row(key, capture: Capture, status, error, plates, size, recognizer, ru
         "model_name": recognizer.model_name,
         "model_version": recognizer.model_version,
         "pipeline_version": recognizer.pipeline_version,
+        "citation_threshold": recognizer.citation_threshold,
         "run_id": run_id,
         "processed_at": datetime.now(UTC),
         "elapsed_ms": (time.perf_counter() - start) * 1000,

@@ -79,6 +79,7 @@ class PageItem:
     model_version: str | None
     image_key: str
     thumbnail: str | None  # a data: URI
+    min_confidence: float = 0.8  # the confidence this read needed for a ticket
 
 
 def thumbnail_uri(png: bytes | None) -> str | None:
@@ -121,6 +122,7 @@ def page_item(row: dict, png: bytes | None, kind: str) -> PageItem:
         model_version=row["model_version"],
         image_key=row["image_key"],
         thumbnail=thumbnail_uri(png),
+        min_confidence=row.get("min_confidence") or 0.8,
     )
 
 
@@ -141,8 +143,9 @@ def shown_confidence(value: float, threshold: float) -> str:
     return repr(float(value))
 
 
-def item_html(item: PageItem, threshold: float) -> str:
-    """The HTML of one card; its confidence is shown against the night's ``threshold``."""
+def item_html(item: PageItem) -> str:
+    """The HTML of one card; its confidence is shown against the threshold it needed."""
+    threshold = item.min_confidence
     e = escape
     if item.thumbnail:
         label = f"plate crop of event {item.event_id}"
@@ -225,22 +228,35 @@ def rejected_html(rejected: list[dict]) -> str:
     )
 
 
-def section_html(title: str, items: list[PageItem], empty: str, threshold: float) -> str:
+def section_html(title: str, items: list[PageItem], empty: str) -> str:
     """A titled grid of cards, or a line saying there is nothing."""
-    cards = "".join(item_html(i, threshold) for i in items)
+    cards = "".join(item_html(i) for i in items)
     inner = f'<div class="grid">{cards}</div>' if items else f'<p class="empty">{empty}</p>'
     return f"<section><h2>{escape(title)} ({len(items)})</h2>{inner}</section>"
+
+
+def minimum_text(summary: dict) -> str:
+    """The night's citation threshold as text: the one given, or each version's."""
+    if summary.get("min_confidence") is not None:
+        return f"{summary['min_confidence']:g}"
+    versions = summary.get("min_confidence_by_version") or {}
+    shown = ", ".join(f"{escape(name)}: {value:g}" for name, value in versions.items())
+    return f"each version's ({shown})" if shown else "each version's"
 
 
 def render_review_page(summary: dict, items: list[PageItem], rejected: list[dict]) -> str:
     """The HTML of the night's review page: counts, the review queue, the citations, and the
     rejected event values."""
     night = escape(summary["date"])
-    review = [i for i in items if i.kind == "review"]
+    # the likeliest right first, so a reviewer confirms the easy ones quickly; then by time
+    review = sorted(
+        (i for i in items if i.kind == "review"),
+        key=lambda i: (-(i.confidence or 0.0), i.captured_local),
+    )
     citations = [i for i in items if i.kind == "citation"]
     settings = (
         f"time zone {escape(summary['timezone'])}; tolerance {summary['tolerance']:g}; "
-        f"minimum confidence {summary['min_confidence']:g}; "
+        f"minimum confidence {minimum_text(summary)}; "
         f"dedupe window {summary['dedupe_window_min']:g} min; run {escape(summary['run_id'])}"
     )
     return (
@@ -250,8 +266,8 @@ def render_review_page(summary: dict, items: list[PageItem], rejected: list[dict
         f"<title>Speed tickets {night}: review</title><style>{STYLE}</style></head><body>"
         f"<header><h1>Speed tickets for {night}</h1>"
         f'<div class="meta">{settings}</div>{counts_html(summary)}</header><main>'
-        + section_html("To review", review, "Nothing to review.", summary["min_confidence"])
-        + section_html("Citations", citations, "No citations.", summary["min_confidence"])
+        + section_html("To review", review, "Nothing to review.")
+        + section_html("Citations", citations, "No citations.")
         + rejected_html(rejected)
         + "</main></body></html>\n"
     )

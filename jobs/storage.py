@@ -557,6 +557,9 @@ def _reads_schema() -> pa.Schema:
             ("model_name", pa.string()),
             ("model_version", pa.string()),
             ("pipeline_version", pa.string()),
+            # the confidence a ticket needs with this version (null: a version without a
+            # calibrator, for which the ticket rule's default applies)
+            ("citation_threshold", pa.float32()),
             ("run_id", pa.string()),
             ("processed_at", utc),
             ("elapsed_ms", pa.float32()),

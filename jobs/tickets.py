@@ -72,6 +72,7 @@ EVENT_SUFFIXES = (".parquet", ".pq", ".csv")
 REASONS = ("low_confidence", "no_plate", "pattern_mismatch", "error")
 PARTITION = "date"
 PART_NAME = "part-0.parquet"
+DEFAULT_MIN_CONFIDENCE = 0.8  # for reads of a version without a calibrator (no learned threshold)
 MAX_DEDUPE_MINUTES = 1440  # a night's dedupe looks back into the night before, not further
 CROP_MARGIN = 0.15  # of the plate box, on each side, so the whole plate shows in its crop
 SCENE_CROP_WIDTH = 640  # px: with no plate box, the crop is the whole scene, shrunk to this
@@ -126,6 +127,7 @@ def _evidence_schema() -> pa.Schema:
             *_from_reads("box_x", "box_y", "box_w", "box_h", "pattern", "alternatives"),
             *_from_reads("region", "model_name", "model_version", "pipeline_version"),
             ("read_run_id", pa.string()),  # the run that produced the read
+            ("min_confidence", pa.float32()),  # the confidence this read needed for a ticket
             ("crop_key", pa.string()),  # the crop PNG, relative to OUTPUT_URL (null: no image)
             ("source_file", pa.string()),
             ("source_row", pa.int64()),  # 1-based data row in source_file (header not counted)
@@ -163,13 +165,24 @@ class Rules:
     """When a speeding event becomes a citation."""
 
     tolerance: float = 5.0  # in the event's own unit
-    min_confidence: float = 0.8
+    # None: each read needs the threshold its model version learned (``citation_threshold``
+    # of its reads row), or DEFAULT_MIN_CONFIDENCE for a version without a calibrator.
+    min_confidence: float | None = None
     dedupe_window: timedelta = timedelta(minutes=10)
+
+    def threshold_for(self, evidence: Evidence) -> float:
+        """The confidence a read needs for a citation: ``min_confidence`` when given, else
+        its version's learned threshold, else DEFAULT_MIN_CONFIDENCE."""
+        if self.min_confidence is not None:
+            return self.min_confidence
+        if evidence.citation_threshold is not None:
+            return float(evidence.citation_threshold)
+        return DEFAULT_MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
         if not self.tolerance >= 0:
             raise ValueError(f"tolerance must be 0 or more, got {self.tolerance}")
-        if not 0 <= self.min_confidence <= 1:
+        if self.min_confidence is not None and not 0 <= self.min_confidence <= 1:
             raise ValueError(f"min confidence must be within 0..1, got {self.min_confidence}")
         minutes = self.dedupe_window.total_seconds() / 60
         if not 0 <= minutes <= MAX_DEDUPE_MINUTES:
@@ -260,6 +273,7 @@ class Evidence:
     model_version: str | None = None
     pipeline_version: str | None = None
     run_id: str | None = None
+    citation_threshold: float | None = None  # learned with the version's calibrator
 
 
 @dataclass(frozen=True)
@@ -613,7 +627,7 @@ def review_reason(evidence: Evidence, min_confidence: float) -> str | None:
 
 def decide(event: Event, evidence: Evidence, rules: Rules) -> Decision:
     """A citation or a review item for one speeding event (before deduplication)."""
-    reason = review_reason(evidence, rules.min_confidence)
+    reason = review_reason(evidence, rules.threshold_for(evidence))
     return Decision(event, evidence, "review" if reason else "citation", reason)
 
 
@@ -758,6 +772,7 @@ def evidence_from(row: dict | None) -> Evidence:
         model_version=row.get("model_version"),
         pipeline_version=row.get("pipeline_version"),
         run_id=row.get("run_id"),
+        citation_threshold=row.get("citation_threshold"),
     )
 
 
@@ -838,7 +853,9 @@ def crop_png(image_key: str, box) -> bytes | None:
 # Output rows
 
 
-def evidence_row(decision: Decision, zone: ZoneInfo, crop_key, run_id, now) -> dict:
+def evidence_row(
+    decision: Decision, zone: ZoneInfo, crop_key, run_id, now, rules: Rules = Rules()
+) -> dict:
     """The EVIDENCE_SCHEMA row of a decision."""
     event, evidence = decision.event, decision.evidence
     box = evidence.box or (None, None, None, None)
@@ -871,6 +888,7 @@ def evidence_row(decision: Decision, zone: ZoneInfo, crop_key, run_id, now) -> d
         "model_version": evidence.model_version,
         "pipeline_version": evidence.pipeline_version,
         "read_run_id": evidence.run_id,
+        "min_confidence": rules.threshold_for(evidence),
         "crop_key": crop_key,
         "source_file": event.source_file,
         "source_row": event.source_row,
@@ -1006,6 +1024,11 @@ def run_tickets(
         earlier = earlier_from_decisions(dedupe(decided, rules.dedupe_window))
     decisions = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in speeding]
     decisions = dedupe(decisions, rules.dedupe_window, earlier)
+    used = thresholds_by_version(decisions, rules)
+    if rules.min_confidence is not None:
+        say(f"citation threshold {rules.min_confidence:g} (--min-confidence)")
+    elif used:
+        say("citation threshold per version: " + ", ".join(f"{k} {v:g}" for k, v in used.items()))
 
     crops_folder = night_folder(root, "crops", night)
     crops, crop_keys = {}, {}
@@ -1027,7 +1050,9 @@ def run_tickets(
             (d for d in decisions if d.outcome == outcome),
             key=lambda d: (d.event.captured_at, d.citation_id),
         )
-        rows = [evidence_row(d, zone, crop_keys.get(d.citation_id), run_id, now) for d in chosen]
+        rows = [
+            evidence_row(d, zone, crop_keys.get(d.citation_id), run_id, now, rules) for d in chosen
+        ]
         tables[dataset] = pa.Table.from_pylist(rows, schema=EVIDENCE_SCHEMA)
     tables["rejected"] = pa.Table.from_pylist(
         [rejected_row(r, run_id) for r in loaded.rejections], schema=REJECTED_SCHEMA
@@ -1060,6 +1085,17 @@ def run_tickets(
     return summary
 
 
+def thresholds_by_version(decisions: Iterable[Decision], rules: Rules) -> dict[str, float]:
+    """The confidence a citation needed, per model version that read the night's images
+    (``name version``)."""
+    found = {}
+    for d in decisions:
+        if d.evidence.model_version is not None:
+            name = f"{d.evidence.model_name} {d.evidence.model_version}"
+            found[name] = round(rules.threshold_for(d.evidence), 4)
+    return dict(sorted(found.items()))
+
+
 def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_now, run_id):
     """The night's counts: every event row is in exactly one of ``outside_night``,
     ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates`` and ``review``, or, for a
@@ -1087,7 +1123,12 @@ def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_no
         "review_by_reason": {r: sum(d.reason == r for d in decisions) for r in REASONS},
         "images_read_now": read_now,
         "tolerance": rules.tolerance,
-        "min_confidence": rules.min_confidence,
+        "min_confidence": rules.min_confidence,  # null: each version's own threshold
+        "min_confidence_by_version": thresholds_by_version(decisions, rules),
+        # the number of citations expected to name the wrong plate, if confidence is calibrated
+        "expected_wrong_citations": round(
+            sum(1 - (d.evidence.confidence or 0) for d in decisions if d.outcome == "citation"), 3
+        ),
         "dedupe_window_min": rules.dedupe_window.total_seconds() / 60,
         "run_id": run_id,
     }

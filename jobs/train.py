@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from anpr_core import datasets
+from anpr_core.calibrate import citation_threshold_of
 from anpr_core.classify import REJECT
 from anpr_core.config import RegionConfig, load_region
 from anpr_core.datasets import LabeledImage
@@ -249,11 +250,14 @@ def holdout_metrics(
     held-out image with its result)."""
     metrics: dict[str, float] = {}
     pairs: list[tuple[LabeledImage, ImageResult]] = []
+    threshold = citation_threshold_of(model)
     for folder in folders:
         results = evaluate_items(folder.test, model, region, settings)
         pairs += zip(folder.test, results, strict=True)
-        metrics.update(prefixed(folder.key, summarize(results)) if results else {})
-    metrics.update(prefixed("holdout", summarize(r for _, r in pairs)))
+        metrics.update(prefixed(folder.key, summarize(results, threshold)) if results else {})
+    metrics.update(prefixed("holdout", summarize((r for _, r in pairs), threshold)))
+    if threshold is not None:
+        metrics["citation_threshold"] = threshold
     return metrics, pairs
 
 

@@ -22,6 +22,7 @@ EVALUATE_KEYS = {
     "coverage_at",
     "citation_precision",
     "citation_coverage",
+    "citation_threshold",
 }
 
 

@@ -615,3 +615,31 @@ def test_an_events_file_with_glob_characters_is_that_file(tmp_path, scenes, anpr
     assert status == 0, err
     cited = pads.dataset(tmp_path / "o[1]" / "citations", partitioning="hive").to_table()
     assert cited.column("event_id").to_pylist() == ["mine"]
+
+
+def test_each_read_needs_the_threshold_its_version_learned(tmp_path, scenes):
+    keys = [s["key"] for s in scenes[:3]]
+    events = [event(f"e{i}", k, 70, at=NOON + timedelta(hours=i)) for i, k in enumerate(keys)]
+    learned = [
+        read_row(keys[0], "AAA1111", confidence=0.95) | {"citation_threshold": 0.97},
+        read_row(keys[1], "BBB2222", confidence=0.98) | {"citation_threshold": 0.97},
+        read_row(keys[2], "CCC3333", confidence=0.85) | {"model_version": "1"},  # no calibrator
+    ]
+    summary = run(tmp_path, events, learned)
+    cited, review = by_event(output(tmp_path, "citations")), by_event(output(tmp_path, "review"))
+    assert set(cited) == {"e1", "e2"} and review["e0"]["reason"] == "low_confidence"
+    assert review["e0"]["min_confidence"] == pytest.approx(0.97)
+    assert cited["e2"]["min_confidence"] == pytest.approx(0.8)
+    assert summary["min_confidence"] is None
+    assert summary["min_confidence_by_version"] == {
+        "anpr-char-classifier-us 1": 0.8,
+        "anpr-char-classifier-us 3": 0.97,
+    }
+    assert summary["expected_wrong_citations"] == pytest.approx(0.02 + 0.15, abs=1e-3)
+    page = (tmp_path / "out" / "pages" / "review-2026-11-24.html").read_text()
+    assert "0.95 (&lt; 0.97 needed)" in page
+    assert (
+        "each version's (anpr-char-classifier-us 1: 0.8, anpr-char-classifier-us 3: 0.97)" in page
+    )
+    given = run(tmp_path, events, learned, min_confidence=0.9)
+    assert given["citations"] == 2 and given["min_confidence"] == 0.9  # e0 and e1; e2 0.85

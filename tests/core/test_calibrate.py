@@ -1,0 +1,108 @@
+"""The confidence calibrator: calibrated on reads with a known answer, applied by the pipeline
+where a model has one, and absent (the old confidence) where it has not."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from anpr_core.calibrate import (
+    EVIDENCE,
+    calibrated,
+    citation_threshold,
+    confidence_calibrator,
+    fit_calibrator,
+)
+from anpr_core.config import load_region
+from anpr_core.metrics import expected_calibration_error
+from anpr_core.pipeline import analyze, to_gray
+from anpr_core.samples import fit_char_model, image_groups
+from anpr_core.synth import synth_crops, synth_scene
+
+
+def known_reads(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(evidence rows, the true probability each read is right, whether it was): reads whose
+    correctness is a known logistic function of two of the evidence columns."""
+    evidence = rng.normal(size=(n, len(EVIDENCE)))
+    logit = 2.0 * evidence[:, 0] - 1.5 * evidence[:, 8] + 0.5
+    truth = 1 / (1 + np.exp(-logit))
+    return evidence, truth, rng.random(n) < truth
+
+
+def test_a_calibrator_of_reads_with_a_known_answer_is_calibrated():
+    rng = np.random.default_rng(0)
+    calibrator = fit_calibrator(*known_reads(4000, rng)[::2])
+    evidence, truth, correct = known_reads(4000, rng)
+    predicted = calibrated(calibrator, evidence)
+    assert np.abs(predicted - truth).mean() < 0.03
+    assert expected_calibration_error(predicted.tolist(), correct.tolist()) < 0.04
+    # the product of two of the columns, say, would not be: a known miscalibrated score
+    naive = 1 / (1 + np.exp(-evidence[:, 0]))
+    assert expected_calibration_error(naive.tolist(), correct.tolist()) > 0.05
+
+
+def test_too_few_reads_or_one_outcome_give_no_calibrator():
+    evidence, _, correct = known_reads(200, np.random.default_rng(1))
+    assert fit_calibrator(evidence[:10], correct[:10]) is None
+    assert fit_calibrator(evidence, np.ones(200, bool)) is None
+
+
+@pytest.fixture(scope="module")
+def calibrated_model():
+    """A small character model with a cross-fitted calibrator, from synthetic crops."""
+    region = load_region("us")
+    crops = synth_crops(90, 4, region)
+    plates = [(to_gray(plate.image), None, plate.text) for _, plate in crops]
+    model, _ = fit_char_model(plates, region, calibration_folds=3, hidden_units=48, max_iter=80)
+    return model, region
+
+
+def test_training_keeps_a_calibrator_and_the_pipeline_applies_it(calibrated_model):
+    model, region = calibrated_model
+    calibrator = confidence_calibrator(model)
+    assert calibrator is not None
+    scene = synth_scene(np.random.default_rng(8), region)
+    found = analyze(scene.image, model, region)
+    assert found.reads and len(found.evidence) == len(found.reads)
+    probabilities = calibrated(calibrator, np.vstack(found.evidence))
+    for read, probability in zip(found.reads, probabilities, strict=True):
+        assert read.confidence == pytest.approx(float(probability))
+        assert read.alternatives[0] == (read.text, read.confidence)
+        assert all(c <= read.confidence + 1e-9 for _, c in read.alternatives)
+
+
+def test_a_model_without_a_calibrator_reads_as_before(calibrated_model):
+    model, region = calibrated_model
+    old = copy.deepcopy(model)
+    del old.confidence_calibrator_
+    scene = synth_scene(np.random.default_rng(8), region)
+    new_reads = analyze(scene.image, model, region).reads
+    old_reads = analyze(scene.image, old, region).reads
+    assert [r.text for r in old_reads] == [r.text for r in new_reads]  # the same plates read
+    for read in old_reads:
+        assert read.confidence == pytest.approx(math.prod(read.char_confidences))
+
+
+def test_plates_of_one_image_stay_together():
+    gray_a, gray_b = np.zeros((4, 4)), np.zeros((4, 4))
+    plates = [(gray_a, (0, 0, 1, 1), "A"), (gray_a, (2, 2, 1, 1), "B"), (gray_b, None, "C")]
+    assert image_groups(plates) == [0, 0, 1]
+
+
+def test_the_citation_threshold_is_the_least_that_reaches_the_precision():
+    # 600 reads at 0.999..0.8: every read above 0.9 right (about 300), one wrong in ten below
+    p = np.linspace(0.999, 0.8, 600)
+    right = np.ones(600, bool)
+    below = np.flatnonzero(p < 0.9)
+    right[below[::10]] = False
+    found = citation_threshold(p, right, (0.995, 0.99))
+    above = p >= found
+    assert right[above].mean() >= 0.995 and above.sum() >= 200
+    assert found < 0.9  # it takes in every sure read, not only the first 200
+    lower = p >= p[above.sum()]  # one read more: the precision is no longer reached
+    assert right[lower].mean() < 0.995 or p[above.sum()] == found
+    # too few reads to show a precision: the loosest target itself
+    assert citation_threshold(p[:20], right[:20], (0.995, 0.99)) == 0.99
