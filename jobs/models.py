@@ -386,7 +386,14 @@ class VersionInfo:
     metrics: dict[str, float]  # the training run's metrics
 
 
-KEY_METRICS = ("holdout_plate_accuracy", "holdout_char_accuracy", "holdout_detection_recall")
+KEY_METRICS = (
+    "holdout_plate_accuracy",
+    "holdout_char_accuracy",
+    "holdout_detection_recall",
+    "holdout_ece",
+    "holdout_citation_precision",
+    "citation_threshold",  # logged only for a version with a calibrator
+)
 
 
 def list_versions(region: str | None = None, tracking: str | None = None) -> list[VersionInfo]:
@@ -428,15 +435,19 @@ def list_versions(region: str | None = None, tracking: str | None = None) -> lis
 
 
 def format_versions(rows: list[VersionInfo]) -> str:
-    """A readable table of versions: name, version, aliases, plate/char accuracy and detection
-    recall on the training run's held-out part, creation time (UTC)."""
+    """A readable table of versions: name, version, aliases, plate/char accuracy, detection
+    recall, calibration error and the ticket rule's precision on the training run's held-out
+    part, the citation threshold (``-``: not calibrated, tickets at 0.8), creation time (UTC)."""
     from datetime import UTC, datetime
 
     def figure(info: VersionInfo, key: str) -> str:
         value = info.metrics.get(key)
         return "-" if value is None else f"{value:.3f}"
 
-    header = ("model", "version", "aliases", "plate", "char", "detect", "created (UTC)")
+    header = (
+        "model", "version", "aliases", "plate", "char", "detect", "ece", "cite_prec",
+        "threshold", "created (UTC)",
+    )  # fmt: skip
     lines = [header]
     for info in rows:
         created = datetime.fromtimestamp(info.created_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
@@ -450,7 +461,7 @@ def format_versions(rows: list[VersionInfo]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    right = {1, 3, 4, 5}
+    right = {1, 3, 4, 5, 6, 7, 8}
     return "\n".join(
         " ".join(
             cell.rjust(width) if i in right else cell.ljust(width)

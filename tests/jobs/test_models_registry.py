@@ -112,6 +112,11 @@ def test_models_list_shows_versions_aliases_metrics_and_time(registry, store_cop
     assert [c[1] for c in cells] == ["2", "1"] and [c[2] for c in cells] == ["-", "champion"]
     plate = registry["first"].metrics["holdout_plate_accuracy"]
     assert cells[1][3] == f"{plate:.3f}"
+    assert header.split()[6:9] == ["ece", "cite_prec", "threshold"]
+    ece = registry["first"].metrics["holdout_ece"]
+    threshold = registry["first"].metrics.get("citation_threshold")
+    assert cells[1][6] == f"{ece:.3f}"
+    assert cells[1][8] == ("-" if threshold is None else f"{threshold:.3f}")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", " ".join(cells[1][-2:]))
     assert anpr("models", "list", "--region", "eu")[1] == "no registered model versions yet\n"
 
