@@ -10,10 +10,10 @@ import numpy as np
 
 from anpr_core.config import RegionConfig
 from anpr_core.metrics import (
-    CITATION_CONFIDENCE,
     TRUST_THRESHOLDS,
     at_threshold,
     char_accuracy,
+    citation_confidence,
     detected,
     expected_calibration_error,
 )
@@ -79,7 +79,8 @@ def evaluate_recognition(
 
 
 def summarize(
-    results: Iterable[ImageResult], citation_thresholds: float | Sequence[float] | None = None
+    results: Iterable[ImageResult],
+    citation_thresholds: float | Sequence[float | None] | None = None,
 ) -> dict:
     """The evaluation figures: n_images, plate_accuracy, char_accuracy, detection_recall
     (None when no image was a scene), ms_per_image, and how far confidence can be trusted
@@ -98,14 +99,14 @@ def summarize(
 
 
 def trust(
-    results: list[ImageResult], citation_thresholds: float | Sequence[float] | None = None
+    results: list[ImageResult], citation_thresholds: float | Sequence[float | None] | None = None
 ) -> dict:
     """``ece``; ``precision_at`` and ``coverage_at`` keyed by each of TRUST_THRESHOLDS (as
     text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of the ticket rule: a
-    format pattern matched and confidence at least the citation threshold (one for all
-    images, or one per image, as each was read by its own model; default 0.8, the rule for a
-    version without a calibrator). The best read per image; an image with no read has
-    confidence 0."""
+    format pattern matched and confidence at least the learned citation threshold (one for
+    all images, or one per image, as each was read by its own model; None: a version without a
+    calibrator, ``metrics.citation_confidence``). The best read per image; an image with no
+    read has confidence 0."""
     confidences = [r.confidence if r.read else 0.0 for r in results]
     correct = [r.read == r.label for r in results]
     precision_at, coverage_at = {}, {}
@@ -113,16 +114,14 @@ def trust(
         precision_at[f"{threshold:g}"], coverage_at[f"{threshold:g}"] = at_threshold(
             confidences, correct, threshold
         )
-    if citation_thresholds is None:
-        citation_thresholds = CITATION_CONFIDENCE
-    if isinstance(citation_thresholds, int | float):
+    if citation_thresholds is None or isinstance(citation_thresholds, int | float):
         citation_thresholds = [citation_thresholds] * len(results)
     cited = [
-        c if r.pattern and np.float32(c) >= np.float32(t) else 0.0
-        for c, r, t in zip(confidences, results, citation_thresholds, strict=True)
+        ok
+        for c, ok, r, t in zip(confidences, correct, results, citation_thresholds, strict=True)
+        if r.pattern and np.float32(c) >= np.float32(citation_confidence(t))
     ]
-    n_cited = sum(c > 0 for c in cited)
-    right = sum(ok for c, ok in zip(cited, correct, strict=True) if c > 0)
+    n_cited, right = len(cited), sum(cited)
     return {
         "ece": expected_calibration_error(confidences, correct),
         "precision_at": precision_at,

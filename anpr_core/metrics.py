@@ -58,7 +58,13 @@ def detected(label_box: Box, candidate_boxes: Sequence[Box], top: int = 5, min_i
 # --- Trust: how far a read's confidence can be taken at its word ---------------------------
 
 TRUST_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99)
-CITATION_CONFIDENCE = 0.8  # the ticket rule's default threshold (jobs.tickets.Rules)
+CITATION_CONFIDENCE = 0.8  # the ticket rule's threshold for a version without a calibrator
+
+
+def citation_confidence(learned: float | None) -> float:
+    """The confidence a read needs for a citation: the threshold its version learned with its
+    calibrator, else CITATION_CONFIDENCE."""
+    return CITATION_CONFIDENCE if learned is None else float(learned)
 
 
 def reliability_bins(

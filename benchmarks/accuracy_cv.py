@@ -37,7 +37,7 @@ from anpr_core.config import load_region
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_recognition, summarize
 from anpr_core.localize import localize_plates
-from anpr_core.metrics import CITATION_CONFIDENCE, iou
+from anpr_core.metrics import iou
 from anpr_core.pipeline import Settings
 from anpr_core.samples import fit_char_model
 from jobs.runtime import blas_threads
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                             item.name, image, moved, text, model, region
                         )
                         results.append(result)
-                        thresholds.append(citation_threshold_of(model) or CITATION_CONFIDENCE)
+                        thresholds.append(citation_threshold_of(model))
                         if args.breakdown and moved is not None:
                             lost[lost_at(image, moved, text, recognition.reads, region)] += 1
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)

@@ -279,7 +279,8 @@ def cmd_models(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Exit status of ``anpr evaluate``."""
-    from jobs.evaluate import citation_threshold, evaluate_folders, overall
+    from anpr_core.metrics import citation_confidence
+    from jobs.evaluate import evaluate_folders, overall
 
     check_folders(args.data)
     recognizer = load_for(args)
@@ -288,12 +289,13 @@ def cmd_evaluate(args) -> int:
     reports = evaluate_folders(args.data, recognizer, args.split, progress)
     totals = overall(reports, recognizer)
     if args.json:
-        print(json.dumps(totals | {"citation_threshold": citation_threshold(recognizer)}))
+        threshold = citation_confidence(recognizer.citation_threshold)
+        print(json.dumps(totals | {"citation_threshold": threshold}))
         return 0
     print(f"model {recognizer.uri} (region {recognizer.region.name}, split {args.split})")
     print_table(reports, totals)
     print(f"{totals['n_images']} images in {time.perf_counter() - start:.1f} s")
-    threshold = citation_threshold(recognizer)
+    threshold = citation_confidence(recognizer.citation_threshold)
     print_trust([r for report in reports for r in report.results], totals, threshold)
     return 0
 

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anpr_core import datasets
-from anpr_core.calibrate import citation_threshold_of
 from anpr_core.datasets import LabeledImage
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
-from anpr_core.metrics import CITATION_CONFIDENCE
 from jobs.models import Recognizer
 from jobs.runtime import blas_threads
 from jobs.storage import load_gray
@@ -69,7 +67,7 @@ def evaluate_folders(
                 done += 1
                 if progress:
                     progress(done, total)
-            summary = summarize(results, citation_threshold(recognizer))
+            summary = summarize(results, recognizer.citation_threshold)
             reports.append(FolderReport(path, kind, summary, results))
     return reports
 
@@ -90,11 +88,4 @@ def evaluate_one(item: LabeledImage, recognizer: Recognizer) -> ImageResult:
 def overall(reports: Sequence[FolderReport], recognizer: Recognizer) -> dict:
     """The figures over every folder together (the keys of ``evaluation.summarize``)."""
     results = [r for report in reports for r in report.results]
-    return summarize(results, citation_threshold(recognizer))
-
-
-def citation_threshold(recognizer: Recognizer) -> float:
-    """The confidence a citation needs with this version: the threshold its calibrator
-    learned, else the ticket rule's default (a version without a calibrator)."""
-    learned = citation_threshold_of(recognizer.model)
-    return CITATION_CONFIDENCE if learned is None else learned
+    return summarize(results, recognizer.citation_threshold)

@@ -45,6 +45,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from anpr_core.errors import ImageError
+from anpr_core.metrics import citation_confidence
 from jobs.storage import (
     READS_SCHEMA,
     check_writable,
@@ -72,7 +73,6 @@ EVENT_SUFFIXES = (".parquet", ".pq", ".csv")
 REASONS = ("low_confidence", "no_plate", "pattern_mismatch", "error")
 PARTITION = "date"
 PART_NAME = "part-0.parquet"
-DEFAULT_MIN_CONFIDENCE = 0.8  # for reads of a version without a calibrator (no learned threshold)
 MAX_DEDUPE_MINUTES = 1440  # a night's dedupe looks back into the night before, not further
 CROP_MARGIN = 0.15  # of the plate box, on each side, so the whole plate shows in its crop
 SCENE_CROP_WIDTH = 640  # px: with no plate box, the crop is the whole scene, shrunk to this
@@ -166,18 +166,16 @@ class Rules:
 
     tolerance: float = 5.0  # in the event's own unit
     # None: each read needs the threshold its model version learned (``citation_threshold``
-    # of its reads row), or DEFAULT_MIN_CONFIDENCE for a version without a calibrator.
+    # of its reads row), or 0.8 for a version without a calibrator (metrics.citation_confidence).
     min_confidence: float | None = None
     dedupe_window: timedelta = timedelta(minutes=10)
 
     def threshold_for(self, evidence: Evidence) -> float:
         """The confidence a read needs for a citation: ``min_confidence`` when given, else
-        its version's learned threshold, else DEFAULT_MIN_CONFIDENCE."""
+        its version's learned threshold, else 0.8 (``metrics.citation_confidence``)."""
         if self.min_confidence is not None:
             return self.min_confidence
-        if evidence.citation_threshold is not None:
-            return float(evidence.citation_threshold)
-        return DEFAULT_MIN_CONFIDENCE
+        return citation_confidence(evidence.citation_threshold)
 
     def __post_init__(self) -> None:
         if not self.tolerance >= 0:

@@ -134,6 +134,13 @@ def run(tmp_path, events, reads, day=DAY, timezone="UTC", read_images=never_read
     """The summary of a tickets run over ``events`` and ``reads`` rows, output in tmp_path/out."""
     events_url = write_events(tmp_path / "events" / "events.csv", events)
     reads_url = write_reads(tmp_path / "reads", reads)
+    return night_run(tmp_path, day, events_url, reads_url, read_images, timezone, **rules)
+
+
+def night_run(
+    tmp_path, day, events_url, reads_url, read_images=never_read, timezone="UTC", **rules
+):
+    """The summary of one night's run over events and reads already on disk."""
     return tickets.run_tickets(
         tickets.Night(day, timezone),
         str(events_url),
@@ -484,17 +491,6 @@ def test_a_missing_read_without_a_model_says_how_to_get_one(tmp_path, scenes, wo
 NEW_YORK = "America/New_York"
 
 
-def night_run(tmp_path, day, events_url, reads_url, read_images=never_read, timezone=NEW_YORK):
-    """The summary of one night's run over events and reads already on disk."""
-    return tickets.run_tickets(
-        tickets.Night(day, timezone),
-        str(events_url),
-        str(reads_url),
-        str(tmp_path / "out"),
-        read_images,
-    )
-
-
 @pytest.mark.parametrize("order", ["night before first", "night after first"])
 def test_one_vehicle_across_midnight_gets_one_citation(tmp_path, scenes, order):
     from zoneinfo import ZoneInfo
@@ -513,7 +509,9 @@ def test_one_vehicle_across_midnight_gets_one_citation(tmp_path, scenes, order):
     reads_url = write_reads(tmp_path / "reads", [read_row(key), read_row(other, "XYZ9876")])
     before, night = DAY - timedelta(days=1), DAY
     days = [before, night] if order == "night before first" else [night, before]
-    summaries = {day: night_run(tmp_path, day, events_url, reads_url) for day in days}
+    summaries = {
+        day: night_run(tmp_path, day, events_url, reads_url, timezone=NEW_YORK) for day in days
+    }
 
     issued = by_event(output(tmp_path, "citations", before))
     assert set(issued) == {"late"}
@@ -526,7 +524,7 @@ def test_one_vehicle_across_midnight_gets_one_citation(tmp_path, scenes, order):
     for summary in summaries.values():
         assert_every_row_counted(summary)
     # a rerun of the later night, now that the earlier one's outputs exist, changes nothing
-    night_run(tmp_path, night, events_url, reads_url)
+    night_run(tmp_path, night, events_url, reads_url, timezone=NEW_YORK)
     assert by_event(output(tmp_path, "duplicates", night)).keys() == duplicates.keys()
 
 
