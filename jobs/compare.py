@@ -1,8 +1,9 @@
 """Two model versions on the same labeled images: the promotion gate of ``anpr train
 --promote`` and ``anpr models compare``.
 
-Both read every image with each version's own classifier, region and settings (a version
-alone determines how a plate is read) and compare exact plate matches.
+Both read every image with each version's own classifier, region, settings and citation
+threshold (a version alone determines how a plate is read and when it is cited) and compare
+exact plate matches and the precision of the citations each would send.
 """
 
 from __future__ import annotations
@@ -33,16 +34,48 @@ def items_of(data_dirs: Sequence[str | Path]) -> list[LabeledImage]:
 
 
 @dataclass(frozen=True)
+class Standing:
+    """What the gate weighs of one version on the evaluation images."""
+
+    plate_accuracy: float
+    citation_precision: float | None  # None: the ticket rule cites none of the images
+    n_cited: int
+
+    @classmethod
+    def of(cls, summary: dict) -> Standing:
+        """The standing in an ``evaluation.summarize`` result."""
+        cited = round(summary["citation_coverage"] * summary["n_images"])
+        return cls(summary["plate_accuracy"], summary["citation_precision"], cited)
+
+
+def citations_worse(new: Standing, champion: Standing) -> bool:
+    """Whether ``new`` cites less precisely than ``champion`` by more than one plate's worth
+    (one wrong citation among the new version's): a version that reads more plates but sends
+    more tickets to the wrong vehicle is not better. Citing nothing is never worse."""
+    if new.citation_precision is None or champion.citation_precision is None:
+        return False
+    return new.citation_precision < champion.citation_precision - 1 / new.n_cited
+
+
+@dataclass(frozen=True)
 class Promotion:
     """The decision of the promotion gate and the figures it rests on."""
 
     new_version: str
     champion_before: str | None  # None: the region had no champion
     champion_after: str
-    new_plate_accuracy: float
-    champion_plate_accuracy: float | None
+    new: Standing
+    champion: Standing | None
     n_images: int
     eval_data: str  # "holdout" or the evaluation folders
+
+    @property
+    def new_plate_accuracy(self) -> float:
+        return self.new.plate_accuracy
+
+    @property
+    def champion_plate_accuracy(self) -> float | None:
+        return self.champion.plate_accuracy if self.champion else None
 
     @property
     def decision(self) -> str:
@@ -53,24 +86,32 @@ class Promotion:
 
     def message(self) -> str:
         """One line saying what happened and why."""
-        new = f"version {self.new_version} {self.new_plate_accuracy:.4f}"
-        if self.champion_before is None:
+        new = f"version {self.new_version} {self.new.plate_accuracy:.4f}"
+        if self.champion is None:
             return f"promotion: {new} on {self.n_images} images; no champion before: champion"
-        old = f"champion {self.champion_before} {self.champion_plate_accuracy:.4f}"
-        verdict = {
-            "promoted": f"version {self.new_version} is now champion",
-            "refused": f"champion stays {self.champion_before} (new plate accuracy is lower)",
-        }[self.decision]
+        old = f"champion {self.champion_before} {self.champion.plate_accuracy:.4f}"
+        if self.decision == "promoted":
+            verdict = f"version {self.new_version} is now champion"
+        elif self.new.plate_accuracy < self.champion.plate_accuracy:
+            verdict = f"champion stays {self.champion_before} (new plate accuracy is lower)"
+        else:
+            verdict = (
+                f"champion stays {self.champion_before} (new citation precision "
+                f"{self.new.citation_precision:.3f} of {self.new.n_cited} is lower than "
+                f"{self.champion.citation_precision:.3f} by more than one plate)"
+            )
         return f"promotion: plate accuracy {new} vs {old} on {self.n_images} images: {verdict}"
 
     def metrics(self) -> dict[str, float]:
         """The figures, as MLflow metrics."""
-        found = {
-            "promotion_new_plate_accuracy": self.new_plate_accuracy,
-            "promotion_n_images": float(self.n_images),
-        }
-        if self.champion_plate_accuracy is not None:
-            found["promotion_champion_plate_accuracy"] = self.champion_plate_accuracy
+        found = {"promotion_n_images": float(self.n_images)}
+        for who, standing in (("new", self.new), ("champion", self.champion)):
+            if standing is None:
+                continue
+            found[f"promotion_{who}_plate_accuracy"] = standing.plate_accuracy
+            found[f"promotion_{who}_n_cited"] = float(standing.n_cited)
+            if standing.citation_precision is not None:
+                found[f"promotion_{who}_citation_precision"] = standing.citation_precision
         return found
 
     def tags(self) -> dict[str, str]:
@@ -84,14 +125,20 @@ class Promotion:
         }
 
 
+def promotes(new: Standing, champion: Standing) -> bool:
+    """Whether ``new`` takes the champion's place: at least its plate accuracy, and citations
+    not worse by more than one plate (``citations_worse``)."""
+    return new.plate_accuracy >= champion.plate_accuracy and not citations_worse(new, champion)
+
+
 def promotion_gate(
     new: Recognizer, items: Sequence[LabeledImage], eval_data: str, tracking: str | None = None
 ) -> Promotion:
     """The Promotion of registered version ``new``, after moving the region's ``champion``
-    alias to it when its plate accuracy on ``items`` is at least the champion's.
+    alias to it when it ``promotes`` over the champion on ``items``.
 
-    The champion is resolved once, before reading, and read with its own region and settings.
-    ``tracking`` is the store's URI (default: the one MLflow uses now).
+    The champion is resolved once, before reading, and read with its own region, settings
+    and citation threshold. ``tracking`` is the store's URI (default: the one MLflow uses).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -104,19 +151,24 @@ def promotion_gate(
     before = models.champion_version(client, name)
     if before == version:  # it took the alias at registration: the region had no champion
         before = None
-    new_accuracy = summarize(read_all(items, new))["plate_accuracy"]
-    champion_accuracy = None
+    new_standing = standing(items, new)
+    champion_standing = None
     after = version
     if before is None:
         client.set_registered_model_alias(name, models.CHAMPION, version)
     else:
         champion = models.load_recognizer(f"models:/{name}/{before}", tracking=tracking)
-        champion_accuracy = summarize(read_all(items, champion))["plate_accuracy"]
-        if new_accuracy >= champion_accuracy:
+        champion_standing = standing(items, champion)
+        if promotes(new_standing, champion_standing):
             client.set_registered_model_alias(name, models.CHAMPION, version)
         else:
             after = before
-    return Promotion(version, before, after, new_accuracy, champion_accuracy, len(items), eval_data)
+    return Promotion(version, before, after, new_standing, champion_standing, len(items), eval_data)
+
+
+def standing(items: Sequence[LabeledImage], recognizer: Recognizer) -> Standing:
+    """How ``recognizer`` reads ``items``, with the ticket rule at its own threshold."""
+    return Standing.of(summarize(read_all(items, recognizer), recognizer.citation_threshold))
 
 
 @dataclass(frozen=True)
@@ -164,7 +216,9 @@ def compare_versions(
     b = models.load_recognizer(models.version_uri(ref_b, region), region)
     results_a, results_b = read_all(items, a), read_all(items, b)
     only_a, only_b = differences(results_a, results_b)
-    return Comparison(a.uri, b.uri, summarize(results_a), summarize(results_b), only_a, only_b)
+    summary_a = summarize(results_a, a.citation_threshold)
+    summary_b = summarize(results_b, b.citation_threshold)
+    return Comparison(a.uri, b.uri, summary_a, summary_b, only_a, only_b)
 
 
 def format_comparison(comparison: Comparison, examples: int = EXAMPLES) -> str:
@@ -174,11 +228,18 @@ def format_comparison(comparison: Comparison, examples: int = EXAMPLES) -> str:
     def read(text: str | None) -> str:
         return text if text is not None else "(no read)"
 
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     a, b = comparison.summary_a, comparison.summary_b
-    lines = [f"{'version':<36} {'images':>6} {'plate':>7} {'char':>7}"]
+    lines = [
+        f"{'version':<36} {'images':>6} {'plate':>7} {'char':>7} {'ece':>7} "
+        f"{'cite_prec':>9} {'cite_cov':>8}"
+    ]
     for uri, s in ((comparison.uri_a, a), (comparison.uri_b, b)):
         lines.append(
             f"{uri:<36} {s['n_images']:>6} {s['plate_accuracy']:>7.3f} {s['char_accuracy']:>7.3f}"
+            f" {s['ece']:>7.3f} {figure(s['citation_precision']):>9} {s['citation_coverage']:>8.3f}"
         )
     names = (version_label(comparison.uri_a), version_label(comparison.uri_b))
     for mine, only in ((names[0], comparison.only_a), (names[1], comparison.only_b)):

@@ -1,5 +1,6 @@
-"""What a person looks at after a training run: character confusions, per-character accuracy
-and the worst misreads, computed from the held-out part and written as PNG and CSV files.
+"""What a person looks at after a training run: character confusions, per-character accuracy,
+the worst misreads and how far confidence can be trusted (a reliability diagram and a
+precision-coverage curve), computed from the held-out part and written as PNG and CSV files.
 
 The figures are drawn with matplotlib's object API (``Figure``), never ``pyplot``, so no
 global figure state or display backend is involved.
@@ -18,6 +19,12 @@ from anpr_core.classify import REJECT
 from anpr_core.datasets import LabeledImage
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import ImageResult
+from anpr_core.metrics import (
+    at_threshold,
+    citation_confidence,
+    expected_calibration_error,
+    reliability_bins,
+)
 from jobs.storage import load_image
 
 REJECT_LABEL = "rej"  # how the reject class ("not a character") is shown
@@ -55,12 +62,28 @@ def confusion(true: Sequence[str], predicted: Sequence[str]) -> tuple[list[str],
 
     The classes are every character seen on either side, sorted, with the reject class last.
     """
+    from sklearn.metrics import confusion_matrix
+
     classes = sorted(set(true) | set(predicted), key=lambda c: (c == REJECT, c))
-    index = {c: i for i, c in enumerate(classes)}
-    counts = np.zeros((len(classes), len(classes)), np.int64)
-    for t, p in zip(true, predicted, strict=True):
-        counts[index[t], index[p]] += 1
-    return classes, counts
+    if not classes:
+        return [], np.zeros((0, 0), np.int64)
+    return classes, confusion_matrix(list(true), list(predicted), labels=classes)
+
+
+def best_confidences(results: Sequence[ImageResult]) -> tuple[list[float], list[bool]]:
+    """(confidence of each image's best read, 0 with no read; whether it is right), the way
+    ``evaluation.trust`` counts them."""
+    return [r.confidence if r.read else 0.0 for r in results], [r.read == r.label for r in results]
+
+
+def precision_coverage(results: Sequence[ImageResult]) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage, precision) when only the k most confident reads are kept, k = 1..n: the
+    curve a threshold on confidence moves along."""
+    confidences, correct = best_confidences(results)
+    order = np.argsort(-np.asarray(confidences, np.float64), kind="stable")
+    right = np.cumsum(np.asarray(correct, np.float64)[order])
+    kept = np.arange(1, len(order) + 1)
+    return kept / max(len(order), 1), right / kept
 
 
 def per_char_accuracy(true: Sequence[str], predicted: Sequence[str]) -> list[CharAccuracy]:
@@ -176,23 +199,95 @@ def write_gallery_png(misreads: Sequence[Misread], path: Path) -> Path:
     return path
 
 
+def write_reliability_png(results: Sequence[ImageResult], path: Path) -> Path:
+    """``path``, after drawing the reliability diagram: per bin of confidence, the share of
+    reads that are right against the bin's mean confidence (on the diagonal: calibrated),
+    with how many reads each bin holds."""
+    from matplotlib.figure import Figure
+
+    confidences, correct = best_confidences(results)
+    fig = Figure(figsize=(5.0, 5.0), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
+    for low, high, n, mean, right in reliability_bins(confidences, correct):
+        ax.bar(
+            low,
+            right,
+            width=high - low,
+            align="edge",
+            color="tab:blue",
+            alpha=0.6,
+            edgecolor="tab:blue",
+        )
+        ax.plot(mean, right, "o", color="tab:red", markersize=4)
+        ax.text(low + (high - low) / 2, min(right + 0.02, 0.97), str(n), ha="center", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence of the best read")
+    ax.set_ylabel("share read exactly right")
+    ece = expected_calibration_error(confidences, correct)
+    ax.set_title(f"reliability of {len(results)} held-out images (ECE {ece:.3f})")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.savefig(path)
+    return path
+
+
+def write_precision_coverage_png(
+    results: Sequence[ImageResult], path: Path, citation_threshold: float | None = None
+) -> Path:
+    """``path``, after drawing precision against coverage as the confidence threshold falls,
+    with the point where the ticket rule's threshold puts it."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4.0), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    coverage, precision = precision_coverage(results)
+    if len(coverage):
+        ax.step(coverage, precision, where="post", color="tab:blue")
+        threshold = citation_confidence(citation_threshold)
+        chosen, share = at_threshold(*best_confidences(results), threshold)
+        if chosen is not None:
+            ax.plot(
+                share,
+                chosen,
+                "o",
+                color="tab:red",
+                label=f"confidence >= {threshold:.3f}: precision {chosen:.3f}",
+            )
+            ax.legend(loc="lower left", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no held-out image", ha="center", va="center")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("coverage (share of images kept)")
+    ax.set_ylabel("precision (share of kept reads right)")
+    ax.set_title("precision and coverage of the most confident reads")
+    fig.savefig(path)
+    return path
+
+
 def write_reports(
     true: Sequence[str],
     predicted: Sequence[str],
     pairs: Sequence[tuple[LabeledImage, ImageResult]],
     out_dir: Path,
+    citation_threshold: float | None = None,
 ) -> dict[str, float]:
     """The ``char_acc_<C>`` metrics, after writing ``confusion_matrix.png``,
-    ``per_char_accuracy.csv`` and ``worst_misreads.png`` into ``out_dir``.
+    ``per_char_accuracy.csv``, ``worst_misreads.png``, ``reliability_diagram.png`` and
+    ``precision_coverage.png`` into ``out_dir``.
 
     ``true``/``predicted`` are the held-out characters (segmented where the segmentation
     agreed with the label) and the classifier's reading of them; ``pairs`` are the held-out
-    images with their end-to-end results.
+    images with their end-to-end results; ``citation_threshold`` the version's learned one.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     classes, counts = confusion(true, predicted)
     rows = per_char_accuracy(true, predicted)
+    results = [r for _, r in pairs]
     write_confusion_png(classes, counts, out_dir / "confusion_matrix.png")
     write_per_char_csv(rows, out_dir / "per_char_accuracy.csv")
     write_gallery_png(worst_misreads(pairs), out_dir / "worst_misreads.png")
+    write_reliability_png(results, out_dir / "reliability_diagram.png")
+    write_precision_coverage_png(results, out_dir / "precision_coverage.png", citation_threshold)
     return char_metrics(rows)

@@ -404,7 +404,8 @@ def train(
             true, predicted = holdout_chars(folders, model, config, settings)
         metrics.update(segmented_char_accuracy(true, predicted))
         with tempfile.TemporaryDirectory(prefix="anpr-reports-") as tmp:
-            metrics.update(reports.write_reports(true, predicted, pairs, Path(tmp)))
+            threshold = metrics.get("citation_threshold")
+            metrics.update(reports.write_reports(true, predicted, pairs, Path(tmp), threshold))
             mlflow.log_artifacts(tmp, "reports")
         mlflow.log_metrics(metrics)
         registered = models.log_recognizer(model, config, settings, samples.X[:5])

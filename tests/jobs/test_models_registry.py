@@ -11,7 +11,7 @@ import pytest
 
 from anpr_core.classify import build_classifier
 from anpr_core.config import load_region
-from jobs.compare import compare_versions
+from jobs.compare import Standing, compare_versions, promotes
 from jobs.synthdata import write_crops
 from jobs.train import train
 
@@ -93,6 +93,20 @@ def test_the_gate_promotes_at_equal_accuracy_and_train_prints_it(store_copy, syn
     assert champion_of(store_copy) == "3"
 
 
+@pytest.mark.parametrize(
+    ("new", "champion", "promoted"),
+    [
+        (Standing(0.80, 0.96, 50), Standing(0.70, 1.0, 40), False),  # two plates' worth worse
+        (Standing(0.80, 0.98, 50), Standing(0.70, 1.0, 40), True),  # one plate: noise
+        (Standing(0.80, None, 0), Standing(0.70, 1.0, 40), True),  # cites nothing
+        (Standing(0.80, 0.90, 10), Standing(0.70, None, 0), True),  # nothing to compare
+        (Standing(0.69, 1.0, 50), Standing(0.70, 0.9, 40), False),  # fewer plates read
+    ],
+)
+def test_the_gate_weighs_citation_precision_beside_plate_accuracy(new, champion, promoted):
+    assert promotes(new, champion) is promoted
+
+
 def test_eval_without_promote_is_a_usage_error(store_copy, synthetic, anpr):
     status, out, err = anpr("train", synthetic["crops"], "--eval", synthetic["crops"])
     assert status == 2 and out == "" and "pass --promote too" in err
@@ -142,6 +156,8 @@ def test_models_compare_prints_figures_counts_and_examples(store_copy, synthetic
     status, out, _ = anpr("models", "compare", "1", "2", synthetic["crops"])
     lines = out.splitlines()
     assert status == 0 and lines[1].startswith(f"models:/{NAME}/1 ") and f"{N_CROPS}" in lines[1]
+    assert lines[0].split()[1:] == ["images", "plate", "char", "ece", "cite_prec", "cite_cov"]
+    assert all(len(line.split()) == 7 for line in lines[1:3])
     only_1 = next(line for line in lines if "read right by v1 only" in line)
     examples = [line for line in lines if line.startswith("  ")]
     assert int(only_1.split()[0]) > 0 and 0 < len(examples) <= 6

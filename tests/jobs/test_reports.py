@@ -1,4 +1,5 @@
-"""jobs.reports: the confusion matrix, per-character table and misread gallery of a run."""
+"""jobs.reports: the confusion matrix, per-character table, misread gallery, reliability
+diagram and precision-coverage curve of a run."""
 
 import csv
 
@@ -56,15 +57,32 @@ def test_a_scene_misread_shows_the_labeled_plate_not_the_whole_scene(synthetic):
     assert h <= miss.crop.shape[0] <= h * 1.4 < full_h
 
 
-def test_write_reports_writes_three_files_a_person_can_open(synthetic, tmp_path):
+def test_precision_coverage_keeps_the_most_confident_reads_first():
+    named = [("a", "A", "A", 0.9), ("b", "B", "X", 0.8), ("c", "C", "C", 0.95), ("d", "D", None, 0)]
+    results = [ImageResult(n, label, read, c, None, 1.0) for n, label, read, c in named]
+    coverage, precision = reports.precision_coverage(results)
+    assert coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
+    assert precision.tolist() == [1.0, 1.0, 2 / 3, 0.5]
+
+
+PNGS = (
+    "confusion_matrix.png",
+    "worst_misreads.png",
+    "reliability_diagram.png",
+    "precision_coverage.png",
+)
+
+
+def test_write_reports_writes_files_a_person_can_open(synthetic, tmp_path):
     items = datasets.read_labeled(synthetic["crops"])[:3]
     pairs = [(item, result(item, "NOPE", 0.3)) for item in items]
-    metrics = reports.write_reports(list("AB1"), list("AB7"), pairs, tmp_path / "out")
+    pairs.append((items[0], result(items[0], items[0].text, 0.97)))
+    metrics = reports.write_reports(list("AB1"), list("AB7"), pairs, tmp_path / "out", 0.95)
     assert metrics == {"char_acc_1": 0.0, "char_acc_A": 1.0, "char_acc_B": 1.0}
     with open(tmp_path / "out" / "per_char_accuracy.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["char"], r["accuracy"]) for r in rows][0] == ("1", "0.0000")
-    for name in ("confusion_matrix.png", "worst_misreads.png"):
+    for name in PNGS:
         with Image.open(tmp_path / "out" / name) as image:
             assert image.format == "PNG" and min(image.size) >= 150
             assert len(np.unique(np.asarray(image.convert("L")))) > 2  # drawn, not blank
@@ -72,6 +90,6 @@ def test_write_reports_writes_three_files_a_person_can_open(synthetic, tmp_path)
 
 def test_nothing_to_show_still_gives_readable_files(tmp_path):
     assert reports.write_reports([], [], [], tmp_path) == {}
-    for name in ("confusion_matrix.png", "worst_misreads.png"):
+    for name in PNGS:
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG"

@@ -59,6 +59,8 @@ def test_a_run_logs_reports_a_person_looks_at(use_trained):
         "reports/confusion_matrix.png",
         "reports/per_char_accuracy.csv",
         "reports/worst_misreads.png",
+        "reports/reliability_diagram.png",
+        "reports/precision_coverage.png",
     }
     mlflow.set_tracking_uri(use_trained["uri"])
     table = mlflow.artifacts.download_artifacts(
