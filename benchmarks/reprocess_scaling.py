@@ -24,16 +24,15 @@ import time
 from pathlib import Path
 
 from anpr_core.config import load_region
+from jobs.cluster import DEFAULT_PARTITION_SIZE, single_threaded_process
 from jobs.models import load_recognizer
 from jobs.reprocess import (
-    DEFAULT_PARTITION_SIZE,
     ReprocessOptions,
     TaskContext,
     list_inputs,
     process_partition,
     reprocess,
 )
-from jobs.runtime import single_threaded_process
 from jobs.storage import open_url
 from jobs.synthdata import write_archive, write_crops, write_scenes
 

@@ -302,8 +302,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_recognize(args) -> int:
     """Exit status of ``anpr recognize``: 1 when some image could not be read."""
+    from jobs.cluster import blas_threads
     from jobs.recognize import recognize_file
-    from jobs.runtime import blas_threads
 
     recognizer = load_for(args)
     failed = 0
@@ -349,13 +349,13 @@ def cmd_tickets(args) -> int:
     from datetime import timedelta
 
     from jobs import tickets
-    from jobs.reprocess import ReprocessOptions
+    from jobs.cluster import ClusterOptions, image_reader
 
     rules = tickets.Rules(
         args.tolerance, args.min_confidence, timedelta(minutes=args.dedupe_window)
     )
-    options = ReprocessOptions("", "", scheduler=args.scheduler, workers=args.workers)
-    reader = tickets.read_images_on_dask(lambda: load_for(args), options)
+    options = ClusterOptions(args.scheduler, args.workers)
+    reader = image_reader(lambda: load_for(args), options)
     night = tickets.Night.parse(args.date, args.timezone)
     summary = tickets.run_tickets(night, args.events, args.reads, args.output, reader, rules, print)
     keys = ("in_night", "speeding", "citations", "duplicates", "review", "rejected_rows")

@@ -15,9 +15,9 @@ from pathlib import Path
 from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, summarize
 from jobs import models
+from jobs.cluster import blas_threads
 from jobs.evaluate import evaluate_one, labeled_items
 from jobs.models import Recognizer
-from jobs.runtime import blas_threads
 
 EXAMPLES = 3
 

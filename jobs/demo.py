@@ -19,11 +19,12 @@ from pathlib import Path
 from anpr_core import datasets
 from anpr_core.config import load_region
 from anpr_core.metrics import char_accuracy
+from jobs.cluster import ClusterOptions, image_reader
 from jobs.models import load_recognizer
 from jobs.progress import ProgressBar
 from jobs.reprocess import ReprocessOptions, reprocess
 from jobs.synthdata import ArchivedImage, write_archive, write_crops, write_events, write_scenes
-from jobs.tickets import Night, Rules, read_images_on_dask, run_tickets
+from jobs.tickets import Night, Rules, run_tickets
 from jobs.train import train
 
 REGION = "us"
@@ -174,8 +175,7 @@ def run_demo(
 
     say(f"4. tickets for the night of {NIGHT} (UTC) from {events}")
     tickets_dir = workdir / "tickets"
-    options = ReprocessOptions("", "", workers=workers)
-    reader = read_images_on_dask(lambda: recognizer, options)
+    reader = image_reader(lambda: recognizer, ClusterOptions(workers=workers))
     night = run_tickets(
         Night.parse(NIGHT), str(events), str(reads_dir), str(tickets_dir), reader, Rules(), say
     )

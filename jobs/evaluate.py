@@ -10,8 +10,8 @@ from anpr_core import datasets
 from anpr_core.datasets import LabeledImage
 from anpr_core.errors import ImageError
 from anpr_core.evaluation import ImageResult, evaluate_image, summarize
+from jobs.cluster import blas_threads
 from jobs.models import Recognizer
-from jobs.runtime import blas_threads
 from jobs.storage import load_gray
 
 SPLITS = ("all", "test", "train")

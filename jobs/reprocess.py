@@ -15,51 +15,48 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from distributed import WorkerPlugin
 
-from anpr_core.errors import AnprError, ImageError
-from anpr_core.pipeline import recognize
-from jobs.capture import Capture, capture_of, compile_key_pattern
+from anpr_core.errors import AnprError
+from jobs.capture import compile_key_pattern
+from jobs.cluster import (
+    DEFAULT_PARTITION_SIZE,
+    ClusterOptions,
+    RecognizerPlugin,
+    dask_client,
+    describe_cluster,
+    model_key,
+    new_run_id,
+    peak_rss_mib,
+    read_batch,
+    worker_recognizer,
+)
 from jobs.models import Recognizer
-from jobs.runtime import cluster_client, single_threaded_process, steady_allocator
 from jobs.storage import (
-    MAX_IMAGE_BYTES,
     NULL_PARTITION,
     PARTITION_COLUMN,
     READS_SCHEMA,
     check_writable,
-    decode_archive_image,
     fetch_all,
-    fetch_error,
     full_url,
     list_images,
     open_url,
     read_manifest,
     remove_all,
     remove_tree,
-    too_large_file,
     write_parquet_atomic,
     write_text_atomic,
 )
 
-DEFAULT_PARTITION_SIZE = 200
 TASKS_PER_THREAD = 10  # a short run is cut finer, so that it does not end on one busy worker
-FETCH_BATCH = 16  # images held in memory at once per task: bounds a worker's peak memory
 PROGRESS_DIR = "_progress"
 RUNS_DIR = "_runs"
-
-# The per-worker model cache: the one piece of module state, filled once per worker process by
-# RecognizerPlugin.setup and read by every task on that worker.
-WORKER_RECOGNIZERS: dict[str, Recognizer] = {}
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,14 @@ class ReprocessOptions:
     manifest: str | None = None
     storage_options: dict = field(default_factory=dict)
     resume: bool = True
+
+    @property
+    def cluster(self) -> ClusterOptions:
+        """Where the images are read."""
+        return ClusterOptions(
+            self.scheduler, self.workers, self.storage_options, self.partition_size,
+            self.key_pattern,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,81 +123,7 @@ class RunSummary:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
-# --- One image, one partition (run on the workers) -----------------------------------------
-
-
-def process_image(
-    key: str, data: bytes | Exception, recognizer: Recognizer, pattern, run_id: str
-) -> dict:
-    """The plate-reads row of one archived image: ``ok``, ``no_plate`` or ``error`` with a
-    reason. Never raises: whatever is wrong with one image stays in its row."""
-    start = time.perf_counter()
-    exif_time, width, height, plates = None, None, None, []
-    status, error = "ok", None
-    try:
-        if isinstance(data, Exception):
-            raise fetch_error(data)
-        image = decode_archive_image(data)
-        exif_time, width, height = image.exif_time, image.width, image.height
-        plates = recognize(image.gray, recognizer.model, recognizer.region, recognizer.settings)
-        status = "ok" if plates else "no_plate"
-    except ImageError as exc:
-        status, error = "error", str(exc)
-    except Exception as exc:  # noqa: BLE001 - a pipeline bug on one image must not stop the job
-        status, error = "error", f"internal: {type(exc).__name__}: {exc}"[:500]
-    capture = capture_of(key, pattern, exif_time)
-    return reads_row(
-        key, capture, status, error, plates, (width, height), recognizer, run_id, start
-    )
-
-
-def reads_row(key, capture: Capture, status, error, plates, size, recognizer, run_id, start):
-    """A row of READS_SCHEMA as a dict."""
-    best = plates[0] if plates else None
-    box = best.box if best else (None, None, None, None)
-    return {
-        "image_key": key,
-        "camera_id": capture.camera_id,
-        "captured_at": capture.captured_at,
-        "status": status,
-        "error": error,
-        "plate": best.text if best else None,
-        "confidence": best.confidence if best else None,
-        "detection_score": best.detection_score if best else None,
-        "box_x": box[0],
-        "box_y": box[1],
-        "box_w": box[2],
-        "box_h": box[3],
-        "plates": [plate_struct(p) for p in plates],
-        "image_width": size[0],
-        "image_height": size[1],
-        "region": recognizer.region.name,
-        "model_name": recognizer.model_name,
-        "model_version": recognizer.model_version,
-        "pipeline_version": recognizer.pipeline_version,
-        "citation_threshold": recognizer.citation_threshold,
-        "run_id": run_id,
-        "processed_at": datetime.now(UTC),
-        "elapsed_ms": (time.perf_counter() - start) * 1000,
-    }
-
-
-def plate_struct(plate) -> dict:
-    """A PlateRead as the ``plates`` list element of READS_SCHEMA."""
-    x, y, w, h = plate.box
-    return {
-        "text": plate.text,
-        "confidence": plate.confidence,
-        "detection_score": plate.detection_score,
-        "box_x": x,
-        "box_y": y,
-        "box_w": w,
-        "box_h": h,
-        "quad": [{"x": px, "y": py} for px, py in plate.quad],
-        "char_confidences": list(plate.char_confidences),
-        "alternatives": [{"text": t, "confidence": c} for t, c in plate.alternatives],
-        "pattern": plate.pattern,
-    }
+# --- One partition (run on the workers) ---------------------------------------------------
 
 
 def partition_id(paths: Iterable[str]) -> str:
@@ -201,27 +132,12 @@ def partition_id(paths: Iterable[str]) -> str:
     return digest[:20]
 
 
-def read_partition(items, recognizer: Recognizer, ctx: TaskContext, input_fs) -> list[dict]:
-    """The rows of a partition's images, fetched a batch at a time."""
-    pattern = compile_key_pattern(ctx.key_pattern)
-    rows = []
-    for start in range(0, len(items), FETCH_BATCH):
-        batch = items[start : start + FETCH_BATCH]
-        sizes = {path: size for path, size in batch if size is None or size <= MAX_IMAGE_BYTES}
-        fetched = fetch_all(input_fs, list(sizes), sizes=sizes)
-        for path, size in batch:
-            data = fetched[path] if path in fetched else too_large_file(size)
-            key = full_url(input_fs, path)
-            rows.append(process_image(key, data, recognizer, pattern, ctx.run_id))
-    return rows
-
-
 def process_partition(items: list, recognizer: Recognizer, ctx: TaskContext, input_fs) -> dict:
     """A partition's marker, after reading its images and writing their rows (one Parquet file
     per capture date) and then the marker itself."""
     items = list(items)
     part = partition_id(p for p, _ in items)
-    rows = read_partition(items, recognizer, ctx, input_fs)
+    rows = read_batch(items, recognizer, input_fs, ctx.key_pattern, ctx.run_id)
     out_fs, out_root = open_url(ctx.output_url, ctx.storage_options)
     files = []
     table = pa.Table.from_pylist(rows, schema=READS_SCHEMA)
@@ -258,69 +174,9 @@ def group_by_date(rows: list[dict]) -> dict[str, list[int]]:
 def process_partition_on_worker(items, ctx: TaskContext, input_url: str) -> list[dict]:
     """``[marker summary]`` of a partition, read with this worker's cached model (a bag's
     ``map_partitions`` function)."""
-    recognizer = WORKER_RECOGNIZERS.get(ctx.model_key)
-    if recognizer is None:
-        raise RuntimeError(f"model {ctx.model_key} was not loaded on this worker")
+    recognizer = worker_recognizer(ctx.model_key)
     input_fs, _ = open_url(input_url, ctx.storage_options)
     return [process_partition(list(items), recognizer, ctx, input_fs)]
-
-
-def rows_for_keys(keys: list[str], recognizer: Recognizer, ctx: TaskContext) -> list[dict]:
-    """The READS_SCHEMA rows of images named by full URL (local paths and object URLs may be
-    mixed: each kind of storage is read with its own filesystem)."""
-    by_scheme: dict[str, list[str]] = {}
-    for key in keys:
-        by_scheme.setdefault(key.partition("://")[0] if "://" in key else "", []).append(key)
-    rows = []
-    for same in by_scheme.values():
-        input_fs, _ = open_url(same[0], ctx.storage_options)
-        items = [(input_fs._strip_protocol(key), None) for key in same]
-        rows.extend(read_partition(items, recognizer, ctx, input_fs))
-    return rows
-
-
-def rows_on_worker(keys, ctx: TaskContext) -> list[dict]:
-    """The rows of some images, read with this worker's cached model (no files written)."""
-    recognizer = WORKER_RECOGNIZERS.get(ctx.model_key)
-    if recognizer is None:
-        raise RuntimeError(f"model {ctx.model_key} was not loaded on this worker")
-    return rows_for_keys(list(keys), recognizer, ctx)
-
-
-def read_images(keys: list[str], recognizer: Recognizer, options: ReprocessOptions) -> pa.Table:
-    """The READS_SCHEMA rows of the images at ``keys`` (full URLs), read on the cluster that
-    ``options`` names (scheduler, else a local one); for jobs that need a few reads now."""
-    import dask.bag as db
-
-    model_key = hashlib.sha256(recognizer.uri.encode()).hexdigest()[:12]
-    ctx = TaskContext("", options.storage_options, options.key_pattern, model_key, new_run_id())
-    rows: list[dict] = []
-    if keys:
-        with dask_client(options) as client:
-            client.register_plugin(RecognizerPlugin(recognizer, model_key))
-            bag = db.from_sequence(list(keys), partition_size=options.partition_size)
-            rows = client.compute(bag.map_partitions(rows_on_worker, ctx)).result()
-    return pa.Table.from_pylist(rows, schema=READS_SCHEMA)
-
-
-class RecognizerPlugin(WorkerPlugin):
-    """Puts one model version in WORKER_RECOGNIZERS on every worker, once per worker process
-    (again on a worker restarted after a crash), with BLAS and OpenCV on one thread and an
-    allocator that keeps image-sized blocks."""
-
-    def __init__(self, recognizer: Recognizer, key: str):
-        super().__init__()
-        self.recognizer = recognizer
-        self.key = key
-        self.name = f"anpr-recognizer-{key}"
-
-    def setup(self, worker=None):
-        single_threaded_process()
-        steady_allocator()
-        WORKER_RECOGNIZERS[self.key] = self.recognizer
-
-    def teardown(self, worker=None):
-        WORKER_RECOGNIZERS.pop(self.key, None)
 
 
 # --- Resuming ------------------------------------------------------------------------------
@@ -392,11 +248,6 @@ def prepare_output(out_fs, out_root: str, recognizer: Recognizer, resume: bool) 
 # --- The job -------------------------------------------------------------------------------
 
 
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time and a random suffix."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-
-
 def list_inputs(options: ReprocessOptions) -> list[tuple[str, int | None]]:
     """The archive's images as ``(path, size)``: listed, or read from the manifest."""
     if options.manifest:
@@ -426,18 +277,16 @@ def reprocess(
         f"reprocess {len(items)} images at {options.input_url} with {recognizer.uri}; "
         f"{n_skipped} already done in {options.output_url}, {len(todo)} to read"
     )
-    model_key = hashlib.sha256(recognizer.uri.encode()).hexdigest()[:12]
-    ctx = TaskContext(
-        options.output_url, options.storage_options, options.key_pattern, model_key, run_id
-    )
+    key = model_key(recognizer)
+    ctx = TaskContext(options.output_url, options.storage_options, options.key_pattern, key, run_id)
     start = time.perf_counter()
     dashboard, compute_s, peak_mib = None, 0.0, None
     results: list[dict] = []
     if todo:
-        with dask_client(options) as client:
+        with dask_client(options.cluster) as client:
             dashboard = client.dashboard_link
             say(f"dask: {describe_cluster(client)}; dashboard {dashboard}")
-            client.register_plugin(RecognizerPlugin(recognizer, model_key))
+            client.register_plugin(RecognizerPlugin(recognizer, key))
             compute_start = time.perf_counter()
             results = run_partitions(client, todo, ctx, options, progress)
             compute_s = time.perf_counter() - compute_start
@@ -496,24 +345,3 @@ def partition_size_for(n_images: int, threads: int, most: int) -> int:
     one worker: 500 images in tasks of 50 ran 1.6x faster on 2 workers than on 1, in tasks
     of 25 1.8x."""
     return max(1, min(most, math.ceil(n_images / max(1, threads * TASKS_PER_THREAD))))
-
-
-def dask_client(options: ReprocessOptions):
-    """A Dask client (a context manager): the given scheduler, else ``DASK_SCHEDULER_ADDRESS``,
-    else a LocalCluster of single-threaded worker processes (one per core by default)."""
-    address = options.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    return cluster_client(address, options.workers)
-
-
-def peak_rss_mib() -> float:
-    """The peak resident memory of this process so far, in MiB (run on each worker)."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def describe_cluster(client) -> str:
-    """E.g. ``2 workers, 2 threads``."""
-    workers = client.scheduler_info().get("workers", {})
-    threads = sum(w.get("nthreads", 0) for w in workers.values())
-    return f"{len(workers)} workers, {threads} threads at {client.scheduler.address}"

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from anpr_core.errors import ImageError
 from anpr_core.metrics import citation_confidence
+from jobs.cluster import ReadImages
 from jobs.storage import (
     READS_SCHEMA,
     check_writable,
@@ -76,14 +77,6 @@ PART_NAME = "part-0.parquet"
 MAX_DEDUPE_MINUTES = 1440  # a night's dedupe looks back into the night before, not further
 CROP_MARGIN = 0.15  # of the plate box, on each side, so the whole plate shows in its crop
 SCENE_CROP_WIDTH = 640  # px: with no plate box, the crop is the whole scene, shrunk to this
-
-ReadImages = Callable[[list[str]], pa.Table]
-"""The seam to the reprocess job: rows in READS_SCHEMA for the given image keys (full URLs).
-
-The tickets job calls it once, with the sorted keys of the night's speeding events that have
-no row in READS_URL yet. ``read_images_in_process`` is a plain in-process implementation;
-the reprocess job's Dask reader fits the same signature.
-"""
 
 
 class EventsError(ValueError):
@@ -772,42 +765,6 @@ def evidence_from(row: dict | None) -> Evidence:
         run_id=row.get("run_id"),
         citation_threshold=row.get("citation_threshold"),
     )
-
-
-def read_images_in_process(load_recognizer: Callable[[], object]) -> ReadImages:
-    """A ReadImages that runs the pipeline here, one image after another (the job's own row
-    builder, so rows are the same as reprocess writes).
-
-    ``load_recognizer`` (returning a ``jobs.models.Recognizer``) is called once, at the first
-    call, so a night whose images all have reads never loads a model.
-    """
-    loaded: list = []
-
-    def read(keys: list[str]) -> pa.Table:
-        from jobs.reprocess import TaskContext, new_run_id, rows_for_keys
-        from jobs.runtime import blas_threads
-
-        if not loaded:
-            loaded.append(load_recognizer())
-        ctx = TaskContext("", {}, None, "", new_run_id())
-        with blas_threads(1):
-            rows = rows_for_keys(list(keys), loaded[0], ctx)
-        return pa.Table.from_pylist(rows, schema=READS_SCHEMA)
-
-    return read
-
-
-def read_images_on_dask(load_recognizer: Callable[[], object], options) -> ReadImages:
-    """A ReadImages that reads on a Dask cluster (``options``: a jobs.reprocess
-    ReprocessOptions naming the scheduler or local workers); the model is loaded at the first
-    call only."""
-
-    def read(keys: list[str]) -> pa.Table:
-        from jobs.reprocess import read_images
-
-        return read_images(list(keys), load_recognizer(), options)
-
-    return read
 
 
 def elapsed_ms(start: float) -> float:

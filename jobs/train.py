@@ -31,7 +31,7 @@ from anpr_core.evaluation import ImageResult, evaluate_image, summarize
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
 from jobs import compare, models, reports
-from jobs.runtime import blas_threads, cluster_client, single_threaded_process
+from jobs.cluster import blas_threads, cluster_client, single_threaded_process
 from jobs.storage import load_gray
 
 DEFAULT_EXPERIMENT = "anpr-train"

@@ -14,7 +14,8 @@ from support import assert_one_row_per_key, odd_images
 from anpr_core.config import load_region
 from anpr_core.errors import AnprError
 from anpr_core.synth import synth_scene
-from jobs.reprocess import PROGRESS_DIR, partition_size_for, prepare_output, process_image
+from jobs.cluster import process_image
+from jobs.reprocess import PROGRESS_DIR, partition_size_for, prepare_output
 from jobs.storage import open_url
 from jobs.synthdata import write_archive
 

@@ -20,6 +20,7 @@ import pytest
 
 from anpr_core.config import load_region
 from jobs import tickets
+from jobs.cluster import image_reader
 from jobs.storage import NULL_PARTITION, READS_SCHEMA
 from jobs.synthdata import write_scenes
 
@@ -409,7 +410,7 @@ def test_images_without_a_read_are_read_with_the_model(tmp_path, scenes, use_tra
         loads.append(1)
         return load_recognizer()
 
-    reader = tickets.read_images_in_process(load)
+    reader = image_reader(load)
     summary = run(tmp_path, events, [read_row(keys[0], "KNOWN12")], read_images=reader)
 
     assert summary["images_read_now"] == 2 and len(loads) == 1
@@ -583,7 +584,7 @@ def test_keys_read_by_the_job_itself_and_missing_images(tmp_path, scenes, use_tr
         event("url", key.as_uri(), 80, at=NOON),
         event("gone", str(key.with_name("gone.jpg")), 80, at=NOON + timedelta(hours=1)),
     ]
-    reader = tickets.read_images_in_process(load_recognizer)
+    reader = image_reader(load_recognizer)
     summary = run(tmp_path, events, [], read_images=reader)
     items = by_event(output(tmp_path, "citations") + output(tmp_path, "review"))
     assert summary["images_read_now"] == 2
