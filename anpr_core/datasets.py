@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,21 @@ def read_labeled(folder: str | Path) -> list[LabeledImage]:
     """Every labeled image in ``folder`` (either format), sorted by file name."""
     folder = Path(folder)
     return read_crops(folder) if dataset_kind(folder) == "crops" else read_scenes(folder)
+
+
+@dataclass(frozen=True)
+class LabeledFolder:
+    """A labeled folder and its images."""
+
+    path: Path
+    kind: str  # "scenes" or "crops"
+    items: list[LabeledImage]
+
+
+def read_folders(folders: Iterable[str | Path]) -> list[LabeledFolder]:
+    """Every labeled folder, each read whole before any work starts, so a missing or unknown
+    folder fails first."""
+    return [LabeledFolder(Path(f), dataset_kind(f), read_labeled(f)) for f in folders]
 
 
 def read_scenes(folder: str | Path) -> list[LabeledImage]:

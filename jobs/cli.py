@@ -1,7 +1,8 @@
 """The ``anpr`` command: argument parsing and printing; the work happens in the job modules.
 
-Every failure of a whole command ends in one line on stderr, ``anpr: error: ...``, and a
-non-zero exit status; a failure on one image is a line of output, not an exit.
+Every failure of a whole command that the user can fix ends in one line on stderr,
+``anpr: error: ...``, and a non-zero exit status; a bug shows its traceback (every error does
+with ``--debug``); a failure on one image is a line of output, not an exit.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import anpr_core
+import jobs
 from anpr_core.errors import AnprError
 from jobs.progress import ProgressBar
+from jobs.storage import first_line
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+PROJECT_PACKAGES = tuple(Path(p.__file__).resolve().parent for p in (anpr_core, jobs))
 
 
 class UsageError(Exception):
@@ -35,6 +41,9 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every ``anpr`` subcommand."""
     parser = Parser(prog="anpr", description="License-plate recognition: train, evaluate, read.")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of any error (ANPR_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     synth = sub.add_parser("synth", help="write synthetic labeled scenes (or plate crops)")
@@ -449,33 +458,57 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The exit status of the ``anpr`` command for ``argv`` (default ``sys.argv[1:]``)."""
+    """The exit status of the ``anpr`` command for ``argv`` (default ``sys.argv[1:]``).
+
+    A user's mistake (a bad option, a missing file, a refused input) is one line on stderr; a
+    bug shows as a bug, with its traceback, and so does every error with ``--debug``.
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("ANPR_DEBUG", "") not in ("", "0")
+    if "--debug" in argv:  # accepted anywhere on the line, not only before the command
+        argv = ["--debug", *(a for a in argv if a != "--debug")]
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         return fail(str(exc), EXIT_USAGE)
-    except (AnprError, FileNotFoundError, ValueError, OSError) as exc:
-        return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
-    except Exception as exc:  # MLflow's exceptions, imported lazily to keep startup fast
-        if type(exc).__module__.startswith("mlflow"):
-            return fail(f"MLflow: {one_line(exc)}")
-        raise
+    except Exception as exc:
+        if debug or not users_mistake(exc):
+            raise
+        return fail(f"MLflow: {exc}" if is_mlflow(exc) else str(exc))
+
+
+def users_mistake(exc: BaseException) -> bool:
+    """Whether ``exc`` reports something the user can fix: an AnprError, an OSError (a
+    missing file, a refused permission, a server down), an MLflow error, or a ValueError that
+    this project raised on purpose; a ValueError from deep inside a library is a bug."""
+    if isinstance(exc, AnprError | OSError) or is_mlflow(exc):
+        return True
+    return isinstance(exc, ValueError) and raised_here(exc)
+
+
+def is_mlflow(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of MLflow's (imported lazily, to keep startup fast)."""
+    return type(exc).__module__.startswith("mlflow")
+
+
+def raised_here(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc`` is in this project's packages."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return True
+    module = Path(frames[-1].filename).resolve()
+    return any(module.is_relative_to(package) for package in PROJECT_PACKAGES)
 
 
 def fail(message: str, status: int = EXIT_FAILURE) -> int:
     """``status``, after printing ``anpr: error: <message>`` as one line on stderr."""
-    print(f"anpr: error: {one_line(message)}", file=sys.stderr)
+    shown = first_line(message) if str(message).strip() else "unknown error"
+    print(f"anpr: error: {shown}", file=sys.stderr)
     return status
-
-
-def one_line(message) -> str:
-    """The first non-empty line of a message."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
 
 
 if __name__ == "__main__":

@@ -1,32 +1,41 @@
-"""Progress shown while a long command runs."""
+"""Progress shown while a long command runs, drawn by tqdm."""
 
 from __future__ import annotations
 
 import sys
 import time
 
+from tqdm import tqdm
+
 
 class ProgressBar:
-    """A one-line progress bar on stderr: redrawn in place on a terminal; elsewhere (a log, a
-    pipe) a line at each tenth of the way, so a long run still shows it is alive."""
+    """A ``progress(done, total)`` callback: a tqdm bar redrawn in place on a terminal; on any
+    other stream (a log, a pipe) tqdm's meter as a whole line at each tenth of the way, so a
+    long run in a log still shows that it is alive, one line at a time."""
 
-    def __init__(self, label: str, width: int = 30, stream=None):
+    def __init__(self, label: str, stream=None):
         self.label = label
-        self.width = width
         self.stream = stream or sys.stderr
+        self.bar: tqdm | None = None
         self.start = time.perf_counter()
         self.last_tenth = -1
 
     def __call__(self, done: int, total: int) -> None:
-        interactive = self.stream.isatty()
-        tenth = 10 * done // max(total, 1)
-        if not interactive and tenth == self.last_tenth:
+        if self.stream.isatty():
+            self.redraw(done, total)
             return
-        self.last_tenth = tenth
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done >= total or not interactive else ""
-        start = "\r" if interactive else ""
-        self.stream.write(f"{start}{self.label} [{bar}] {done}/{total} {elapsed:.1f} s{end}")
-        self.stream.flush()
+        tenth = 10 * done // max(total, 1)
+        if tenth != self.last_tenth:
+            self.last_tenth = tenth
+            elapsed = time.perf_counter() - self.start
+            meter = tqdm.format_meter(done, total, elapsed, prefix=self.label, ascii=True)
+            self.stream.write(meter + "\n")
+            self.stream.flush()
+
+    def redraw(self, done: int, total: int) -> None:
+        """Nothing; moves the terminal's bar to ``done`` of ``total``, closing it at the end."""
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.label, file=self.stream, unit="img")
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()

@@ -27,10 +27,10 @@ from anpr_core.calibrate import citation_threshold_of
 from anpr_core.classify import REJECT
 from anpr_core.config import RegionConfig, load_region
 from anpr_core.datasets import LabeledImage
-from anpr_core.evaluation import ImageResult, evaluate_image, summarize
+from anpr_core.evaluation import ImageResult, summarize
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
-from jobs import compare, models, reports
+from jobs import models, reports
 from jobs.cluster import blas_threads, cluster_client, single_threaded_process
 from jobs.storage import load_gray
 
@@ -61,7 +61,7 @@ class TrainResult:
     run_id: str
     metrics: dict[str, float] = field(default_factory=dict)
     data: dict = field(default_factory=dict)
-    promotion: compare.Promotion | None = None  # with ``promote``: the gate's decision
+    promotion: models.Promotion | None = None  # with ``promote``: the gate's decision
 
 
 def metric_key(name: str) -> str:
@@ -72,9 +72,8 @@ def metric_key(name: str) -> str:
 def read_folders(data_dirs: Sequence[str | Path], holdout_fraction: float = 0.25) -> list[Folder]:
     """The labeled folders, each split into train and held-out images by image name."""
     folders: list[Folder] = []
-    for data_dir in data_dirs:
-        path = Path(data_dir)
-        items = datasets.read_labeled(path)
+    for labeled in datasets.read_folders(data_dirs):
+        path, items = labeled.path, labeled.items
         if not items:
             raise ValueError(f"{path} holds no labeled images")
         key = metric_key(path.resolve().name)
@@ -233,16 +232,6 @@ def code_version() -> str:
             return "unknown"
 
 
-def evaluate_items(items, model, region: RegionConfig, settings: Settings) -> list[ImageResult]:
-    """End-to-end results of the pipeline on labeled images (their first plate each)."""
-    results = []
-    for item in items:
-        box, text = item.plates[0]
-        gray = load_gray(item.path)
-        results.append(evaluate_image(item.name, gray, box, text, model, region, settings))
-    return results
-
-
 def holdout_metrics(
     folders, model, region, settings
 ) -> tuple[dict[str, float], list[tuple[LabeledImage, ImageResult]]]:
@@ -252,7 +241,7 @@ def holdout_metrics(
     pairs: list[tuple[LabeledImage, ImageResult]] = []
     threshold = citation_threshold_of(model)
     for folder in folders:
-        results = evaluate_items(folder.test, model, region, settings)
+        results = models.read_labeled(folder.test, model, region, settings)
         pairs += zip(folder.test, results, strict=True)
         metrics.update(prefixed(folder.key, summarize(results, threshold)) if results else {})
     metrics.update(prefixed("holdout", summarize((r for _, r in pairs), threshold)))
@@ -358,7 +347,7 @@ def train(
     test`` reproduces those figures.
     With ``promote``, the new version and the champion are read on ``eval_dirs`` (default:
     the held-out images) and the new version becomes champion if it reads at least as many
-    plates right (``compare.promotion_gate``); the decision is logged on the run.
+    plates right (``models.promotion_gate``); the decision is logged on the run.
     ``tracking`` overrides ``models.tracking_uri()``; ``artifact_location`` is used when the
     experiment is created. With ``scheduler`` (a Dask scheduler's address) or ``workers`` (a
     LocalCluster of that many processes) the characters are cut and described on the cluster;
@@ -369,7 +358,9 @@ def train(
     config = region if isinstance(region, RegionConfig) else load_region(region)
     settings = settings or Settings()
     folders = read_folders(data_dirs, holdout_fraction)
-    eval_items = compare.items_of(eval_dirs) if eval_dirs else None
+    eval_items = (
+        [i for f in datasets.read_folders(eval_dirs) for i in f.items] if eval_dirs else None
+    )
     train_items = [item for f in folders for item in f.train]
     if not train_items:
         raise ValueError("no training images: every image fell in the held-out part")
@@ -416,7 +407,7 @@ def train(
                 model, config, settings, registered.name, registered.version, registered.uri
             )
             holdout = [item for f in folders for item in f.test]
-            promotion = compare.promotion_gate(
+            promotion = models.promotion_gate(
                 recognizer,
                 eval_items if eval_items is not None else holdout,
                 ", ".join(str(d) for d in eval_dirs) if eval_dirs else "holdout",

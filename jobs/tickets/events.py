@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.storage import (
+    first_line,
     list_objects,
     normalize_key,
     open_url,
@@ -295,8 +296,7 @@ def read_events_table(url: str) -> list[dict]:
                 table = pq.read_table(f)
                 columns, rows = table.column_names, table.to_pylist()
     except (OSError, ValueError, pa.ArrowException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EventsError(f"cannot read events file {url}: {first}") from exc
+        raise EventsError(f"cannot read events file {url}: {first_line(exc)}") from exc
     missing = [c for c in EVENT_COLUMNS if c not in columns]
     if missing:
         raise EventsError(

@@ -174,6 +174,27 @@ def test_failures_are_one_line_errors(use_trained, synthetic, tmp_path, anpr, ar
     assert message in err
 
 
+def test_a_bug_shows_as_a_bug_and_debug_shows_every_traceback(tmp_path, anpr, monkeypatch):
+    from jobs import cli
+
+    def library_bug(args):
+        return int(float("nan"))  # a ValueError from Python's own code, not a refusal of ours
+
+    monkeypatch.setitem(cli.COMMANDS, "synth", library_bug)
+    with pytest.raises(ValueError, match="cannot convert float NaN"):
+        cli.main(["synth", str(tmp_path)])
+    monkeypatch.setitem(cli.COMMANDS, "synth", lambda args: {}["missing"])
+    with pytest.raises(KeyError):
+        cli.main(["synth", str(tmp_path)])
+    missing = tmp_path / "missing"
+    assert anpr("evaluate", missing)[0] == 1  # the user's mistake: one line
+    with pytest.raises(FileNotFoundError, match="labeled data folder not found"):
+        cli.main(["evaluate", str(missing), "--debug"])
+    monkeypatch.setenv("ANPR_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        cli.main(["evaluate", str(missing)])
+
+
 def test_an_empty_working_directory_says_to_train_first(workdir, synthetic, anpr, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     status, _, err = anpr("evaluate", synthetic["crops"])

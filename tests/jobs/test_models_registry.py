@@ -11,7 +11,8 @@ import pytest
 
 from anpr_core.classify import build_classifier
 from anpr_core.config import load_region
-from jobs.compare import Standing, compare_versions, promotes
+from jobs.compare import compare_versions
+from jobs.models import Standing, promotes
 from jobs.synthdata import write_crops
 from jobs.train import train
 

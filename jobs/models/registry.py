@@ -1,25 +1,21 @@
-"""Model versions in MLflow: packaging a recognizer, registering it, loading it back.
+"""The model registry: a region's registered model, its versions and the ``champion`` alias.
 
 A version of ``anpr-char-classifier-<region>`` is the whole recognizer for a region: the fitted
-character classifier (a scikit-learn Pipeline) plus, in the MLmodel ``metadata``, the region
-configuration, the pipeline settings and the pipeline version it was trained with. A version
-alone therefore determines how a plate is read.
+model (a scikit-learn Pipeline) plus, in the MLmodel ``metadata``, the region configuration,
+the pipeline settings and the pipeline version it was trained with. A version alone therefore
+determines how a plate is read.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 from anpr_core.config import RegionConfig, load_region
-from anpr_core.errors import ModelError, RegionError
+from anpr_core.errors import ModelError
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
+from jobs.models.store import mlflow_store, open_store
 
 MODEL_PREFIX = "anpr-char-classifier-"
 CHAMPION = "champion"
@@ -37,48 +33,6 @@ def model_name(region: str) -> str:
 def default_model_uri(region: str) -> str:
     """The URI a job loads when none is given: the region's champion."""
     return f"models:/{model_name(region)}@{CHAMPION}"
-
-
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else a SQLite store in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def local_store_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI, or None for any other store."""
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
-    """Nothing, if the tracking server of an http(s) URI accepts connections; else ModelError.
-
-    MLflow itself retries a dead server with backoff for about two minutes; a job should say
-    at once that the server is down.
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("http", "https"):
-        return
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
-            return
-    except OSError as exc:
-        raise ModelError(
-            f"cannot reach the MLflow tracking server {uri} ({exc.strerror or exc}): "
-            "start it or fix MLFLOW_TRACKING_URI"
-        ) from exc
-
-
-def use_tracking(uri: str | None = None) -> str:
-    """The tracking URI now in use (``uri``, else ``tracking_uri()``), set for tracking and
-    registry alike."""
-    import mlflow
-
-    uri = uri or tracking_uri()
-    check_reachable(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
 
 
 def trusted_types(model) -> list[str]:
@@ -179,27 +133,6 @@ def champion_version(client, name: str) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class Recognizer:
-    """Everything needed to read plates the way one model version does."""
-
-    model: object  # the fitted scikit-learn Pipeline
-    region: RegionConfig
-    settings: Settings
-    model_name: str | None
-    model_version: str | None
-    uri: str  # concrete: models:/NAME/VERSION, runs:/..., or a local path
-    pipeline_version: str = PIPELINE_VERSION
-
-    @property
-    def citation_threshold(self) -> float | None:
-        """The confidence this version's reads need for a ticket (learned with its
-        calibrator), or None for a version without one (the ticket rule's default applies)."""
-        from anpr_core.calibrate import citation_threshold_of
-
-        return citation_threshold_of(self.model)
-
-
 def resolve_model_uri(uri: str, region: str) -> tuple[str, str | None, str | None]:
     """A concrete URI for ``uri`` (an alias resolved to its version, once), with the model's
     registered name and version when it has them; ModelError when there is no such model."""
@@ -242,13 +175,6 @@ def registered(client, name: str) -> bool:
     return True
 
 
-def mlflow_store() -> str:
-    """The tracking URI MLflow uses now."""
-    import mlflow
-
-    return mlflow.get_tracking_uri()
-
-
 def missing_model_message(uri: str, name: str, ref: str, is_alias: bool, region: str) -> str:
     """A one-line, actionable reason why ``uri`` does not name a model version."""
     import mlflow
@@ -263,100 +189,12 @@ def missing_model_message(uri: str, name: str, ref: str, is_alias: bool, region:
     return f"no model {uri}: {name} has no {what} in {store}"
 
 
-def load_recognizer(
-    uri_or_path: str | Path | None = None,
-    region_name: str | None = None,
-    tracking: str | None = None,
-) -> Recognizer:
-    """The Recognizer stored at an MLflow model URI or local model directory.
-
-    ``models:/NAME@ALIAS`` is resolved to its version once, here, so a job keeps using that
-    version even if the alias moves. Without a URI, the champion of ``region_name``. When
-    ``region_name`` (a region name or .toml path) is given it must name the region the model
-    was trained for. ``tracking`` overrides ``tracking_uri()``.
-    """
-    region = load_region(region_name).name if region_name else DEFAULT_REGION
-    uri = str(uri_or_path) if uri_or_path else default_model_uri(region)
-    local = Path(uri) if "://" not in uri and ":/" not in uri else None
-    if local is not None and not (local / "MLmodel").is_file():
-        raise ModelError(f"no MLflow model at {local}: expected a folder with an MLmodel file")
-    if local is None:
-        open_store(region, tracking)
-    concrete, name, version = resolve_model_uri(uri, region)
-    model, metadata = load_model_and_metadata(concrete)
-    recognizer = recognizer_from(model, metadata, concrete, name, version)
-    if region_name and recognizer.region.name != region:
-        raise ModelError(
-            f"{concrete} reads region {recognizer.region.name}, not {region}: "
-            f"pass --region {recognizer.region.name} or another model"
-        )
-    return recognizer
-
-
-def open_store(region: str, tracking: str | None = None) -> str:
-    """The tracking URI in use, once it is known to hold a store; ModelError when a local
-    store does not exist yet (reading never creates one) or a server cannot be reached."""
-    store = use_tracking(tracking)
-    db = local_store_path(store)
-    if db is not None and not db.is_file():
-        raise ModelError(
-            f"no model store at {db}: run `anpr train DATA --region {region}` first, "
-            "or set MLFLOW_TRACKING_URI"
-        )
-    return store
-
-
 def version_uri(ref: str, region: str) -> str:
     """The registry URI of a version number (``3``) or an alias (``champion``) of the
     region's model."""
     ref = ref.strip()
     sep = "/" if ref.isdigit() else "@"
     return f"models:/{model_name(region)}{sep}{ref}"
-
-
-def load_model_and_metadata(uri: str):
-    """The scikit-learn model at ``uri`` and its MLmodel metadata, downloaded once."""
-    import mlflow.artifacts
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
-    from mlflow.models import Model
-
-    try:
-        if Path(uri).is_dir():
-            return mlflow.sklearn.load_model(uri), Model.load(uri).metadata or {}
-        with tempfile.TemporaryDirectory(prefix="anpr-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-            return mlflow.sklearn.load_model(local), Model.load(local).metadata or {}
-    except MlflowException as exc:
-        raise ModelError(f"cannot load model {uri}: {first_line(exc)}") from exc
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot load model {uri}: {type(exc).__name__}: {exc}") from exc
-
-
-def recognizer_from(model, metadata: dict, uri: str, name, version) -> Recognizer:
-    """A Recognizer from a loaded model and its metadata; ModelError if metadata is missing."""
-    if "region" not in metadata:
-        raise ModelError(f"{uri} is not an anpr model: its MLmodel has no region metadata")
-    try:
-        region = RegionConfig.from_dict(metadata["region"])
-    except RegionError as exc:
-        raise ModelError(f"{uri}: bad region metadata: {exc}") from exc
-    settings = Settings.from_dict(metadata.get("settings") or {})
-    return Recognizer(
-        model,
-        region,
-        settings,
-        name,
-        version,
-        uri,
-        str(metadata.get("pipeline_version", "")),
-    )
-
-
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (MLflow's can run to pages)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def set_champion(ref: str, region: str, tracking: str | None = None) -> tuple[str, str, str | None]:
