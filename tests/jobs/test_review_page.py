@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -88,6 +89,15 @@ def test_the_page_holds_everything_it_shows():
     assert "no plate found" in page and "low confidence" in page
 
 
+def test_values_from_data_are_escaped_in_attributes_too():
+    hostile = 'x" onmouseover="alert(1)'
+    item = replace(items()[0], event_id=hostile, citation_id=hostile, kind="review")
+    page = render_review_page(summary(), [item], [{"file": hostile, "row": 1, "column": "c",
+                                                   "value": "<b>", "reason": "r"}])  # fmt: skip
+    assert 'onmouseover="' not in page and "<b>" not in page.split("<table>")[1]
+    assert 'id="c-x&#34; onmouseover=&#34;alert(1)"' in page
+
+
 def test_the_page_lists_rejected_event_values():
     rejected = [
         {"file": "ev.csv", "row": 4, "column": "unit", "value": "kph", "reason": "unknown unit"}
@@ -99,7 +109,6 @@ def test_the_page_lists_rejected_event_values():
 
 
 def test_a_confidence_is_shown_on_its_side_of_the_threshold():
-    from dataclasses import replace
 
     from jobs.tickets.page import shown_confidence
 
@@ -107,7 +116,7 @@ def test_a_confidence_is_shown_on_its_side_of_the_threshold():
     assert shown_confidence(0.8, 0.8) == "0.80" and shown_confidence(0.95, 0.8) == "0.95"
     near, at = (replace(items()[0], confidence=c) for c in (0.7987, 0.8))
     page = render_review_page(summary(), [near, at], [])
-    assert "0.799 (&lt; 0.8 needed)" in page and "0.80 (&ge; 0.8 needed)" in page
+    assert "0.799 (&lt; 0.8 needed)" in page and "0.80 (≥ 0.8 needed)" in page
     assert "0.80 (&lt;" not in page
 
 
