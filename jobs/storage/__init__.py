@@ -1,0 +1,113 @@
+"""Storage for the jobs: listing and fetching images at any fsspec URL, decoding them with
+clear reasons for what cannot be read, and writing files whole or not at all.
+
+Object keys are data, never patterns: every fetch, existence check, write and delete here
+names one object literally, so ``IMG[0001].jpg`` or ``a*b?.jpg`` is that file and nothing else
+(fsspec's ``cat``, ``rm``, ``mv`` and ``glob`` expand ``[``, ``*``, ``?`` and ``{``; they are not
+used on keys). The one guarded decode (``decode_image``) reads an image's header first, so a
+decompression bomb or an oversize file is refused before its pixels are allocated.
+"""
+
+from jobs.storage.images import (
+    IMAGE_FORMATS,
+    MAX_IMAGE_BYTES,
+    PNG_SIGNATURE,
+    ArchiveImage,
+    ImageHeader,
+    check_image,
+    decode_archive_image,
+    decode_image,
+    exif_datetime,
+    image_header,
+    jpeg_precision,
+    load_gray,
+    load_image,
+    parse_offset,
+    pixels,
+    read_bytes,
+    size_past_pillow_limit,
+    too_large_file,
+)
+from jobs.storage.schemas import (
+    NULL_PARTITION,
+    PARTITION_COLUMN,
+    READS_SCHEMA,
+    STATUSES,
+)
+from jobs.storage.urls import (
+    FETCH_ATTEMPTS,
+    GLOB_CHARS,
+    checked_size,
+    empty_if_unsatisfiable,
+    fetch_all,
+    fetch_error,
+    fetch_one,
+    first_line,
+    full_url,
+    hidden,
+    is_local,
+    list_images,
+    list_objects,
+    normalize_key,
+    open_url,
+    read_manifest,
+    transient,
+)
+from jobs.storage.writes import (
+    check_writable,
+    parquet_bytes,
+    remove_all,
+    remove_tree,
+    write_bytes_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
+
+__all__ = [
+    "ArchiveImage",
+    "FETCH_ATTEMPTS",
+    "GLOB_CHARS",
+    "IMAGE_FORMATS",
+    "ImageHeader",
+    "MAX_IMAGE_BYTES",
+    "NULL_PARTITION",
+    "PARTITION_COLUMN",
+    "PNG_SIGNATURE",
+    "READS_SCHEMA",
+    "STATUSES",
+    "check_image",
+    "check_writable",
+    "checked_size",
+    "decode_archive_image",
+    "decode_image",
+    "empty_if_unsatisfiable",
+    "exif_datetime",
+    "fetch_all",
+    "fetch_error",
+    "fetch_one",
+    "first_line",
+    "full_url",
+    "hidden",
+    "image_header",
+    "is_local",
+    "jpeg_precision",
+    "list_images",
+    "list_objects",
+    "load_gray",
+    "load_image",
+    "normalize_key",
+    "open_url",
+    "parquet_bytes",
+    "parse_offset",
+    "pixels",
+    "read_bytes",
+    "read_manifest",
+    "remove_all",
+    "remove_tree",
+    "size_past_pillow_limit",
+    "too_large_file",
+    "transient",
+    "write_bytes_atomic",
+    "write_parquet_atomic",
+    "write_text_atomic",
+]
