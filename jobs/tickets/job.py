@@ -20,11 +20,9 @@ from jobs.tickets.events import (
     Night,
     agency_zone,
     load_events,
-    place_rejections,
-    read_ledgers,
     shown_url,
-    write_ledgers,
 )
+from jobs.tickets.ledger import place_rejections, read_ledgers, write_ledgers
 from jobs.tickets.outputs import (
     EVIDENCE_SCHEMA,
     PART_NAME,

@@ -637,8 +637,7 @@ def test_each_read_needs_the_threshold_its_version_learned(tmp_path, scenes):
     assert summary["expected_wrong_citations"] == pytest.approx(0.02 + 0.15, abs=1e-3)
     page = (tmp_path / "out" / "pages" / "review-2026-11-24.html").read_text()
     assert "0.95 (&lt; 0.97 needed)" in page
-    assert (
-        "each version&#39;s (anpr-char-classifier-us 1: 0.8, anpr-char-classifier-us 3: 0.97)" in page
-    )
+    versions = "anpr-char-classifier-us 1: 0.8, anpr-char-classifier-us 3: 0.97"
+    assert f"each version&#39;s ({versions})" in page
     given = run(tmp_path, events, learned, min_confidence=0.9)
     assert given["citations"] == 2 and given["min_confidence"] == 0.9  # e0 and e1; e2 0.85

@@ -83,7 +83,7 @@ def test_a_run_logs_reports_a_person_looks_at(use_trained):
 def test_the_fingerprint_follows_the_data_not_where_it_lives(synthetic, tmp_path):
     import shutil
 
-    from jobs.train import data_fingerprint, read_folders
+    from jobs.trainingdata import data_fingerprint, read_folders
 
     original = data_fingerprint(read_folders([synthetic["crops"], synthetic["scenes"]]))
     moved = tmp_path / "elsewhere"
@@ -110,7 +110,9 @@ def test_a_local_cluster_gives_the_samples_and_model_of_training_in_process(synt
 
     from anpr_core.config import load_region
     from anpr_core.verify import plate_verifier
-    from jobs.train import cluster_client, fit_model, read_folders
+    from jobs.cluster import cluster_client
+    from jobs.train import fit_model
+    from jobs.trainingdata import read_folders
 
     folders = read_folders([synthetic["crops"], synthetic["scenes"]])
     items = [item for folder in folders for item in folder.train]
