@@ -1,5 +1,6 @@
 """Fixtures shared by every test package."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The shared real data folder (../shared/data); the test skips when it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available: {SHARED_DATA} is absent")
-    return SHARED_DATA
+    """The real data folder: ``ANPR_DATA`` when set, else ../shared/data beside the project;
+    the test skips, saying where it looked, when it is absent."""
+    found = Path(os.environ.get("ANPR_DATA") or SHARED_DATA)
+    if not found.is_dir():
+        pytest.skip(f"real data not available: {found} is absent (set ANPR_DATA to its folder)")
+    return found
 
 
 N_CROPS, N_SCENES = 30, 8

@@ -1,5 +1,7 @@
 """jobs.storage: decoding images from paths and bytes, with clear errors."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -100,6 +102,50 @@ def test_parquet_files_are_replaced_whole(tmp_path):
     write_parquet_atomic(pa.table({"a": [3]}), fs, target)
     assert pq.read_table(target).column("a").to_pylist() == [3]
     assert [p.name for p in (tmp_path / "d=1").iterdir()] == ["part-x.parquet"]  # no leftovers
+
+
+def test_a_reader_sees_the_old_file_or_the_new_one_never_a_part(tmp_path, monkeypatch):
+    """Written in place, a reader would catch a truncated file (and a failed write would leave
+    one): the new bytes go to another name and are renamed over the old ones."""
+    import os
+    import threading
+
+    import fsspec
+
+    from jobs.storage import write_bytes_atomic
+
+    fs = fsspec.filesystem("file")
+    target = str(tmp_path / "summary.json")
+    versions = [bytes([n]) * (4 << 20) for n in range(1, 9)]  # 4 MiB each
+    write_bytes_atomic(fs, target, versions[0])
+    first_inode = os.stat(target).st_ino
+    seen, stop = set(), threading.Event()
+
+    def read_while_written():
+        while not stop.is_set():
+            with open(target, "rb") as handle:
+                data = handle.read()
+            seen.add((len(data), data[:1], data[-1:]))
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    for data in versions[1:]:
+        write_bytes_atomic(fs, target, data)
+    stop.set()
+    reader.join()
+    whole = {(len(v), v[:1], v[-1:]) for v in versions}
+    assert seen and seen <= whole, seen - whole
+    assert os.stat(target).st_ino != first_inode  # renamed into place, not rewritten
+
+    def failed_rename(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failed_rename)
+    with pytest.raises(OSError, match="No space"):
+        write_bytes_atomic(fs, target, b"never")
+    monkeypatch.undo()
+    assert Path(target).read_bytes() == versions[-1]  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]  # no temporary left
 
 
 class FlakyDisk:
