@@ -5,9 +5,9 @@ or cut from the wrong candidate: on unseen scenes, 11-24% of reads at 0.99 or mo
 The calibrator is a logistic regression on the evidence of a read (``EVIDENCE``), fitted on
 reads of plates the character model did not learn from (cross-fitting, in
 ``samples.fit_char_model``), so it has seen the mistakes the model makes on unseen plates. It
-travels with the character model as the attribute ``confidence_calibrator_``, like the plate
-verifier, so a model version alone decides how confident a read is; a model without one
-keeps the product of its characters' probabilities.
+is one part of a version's ``model.PlateModel``, beside the plate verifier, so a model version
+alone decides how confident a read is; a model without one keeps the product of its
+characters' probabilities.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from anpr_core.config import RegionConfig
+from anpr_core.model import part_of
 from anpr_core.postprocess import Read
 
 # What a read's correctness is learned from, in this order (one column each).
@@ -154,8 +155,8 @@ def citation_threshold_of(model) -> float | None:
 
 
 def confidence_calibrator(model) -> ConfidenceCalibrator | None:
-    """The calibrator kept on a character model, or None when it has none."""
-    return getattr(model, "confidence_calibrator_", None)
+    """The calibrator of a version's model, or None when it has none."""
+    return part_of(model, "confidence_calibrator")
 
 
 def calibrated(calibrator, evidence: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from anpr_core.calibrate import fit_calibrator
 from anpr_core.classify import REJECT, build_classifier, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
+from anpr_core.model import PlateModel
 from anpr_core.pipeline import Settings, analyze, whole_image_candidate
 from anpr_core.postprocess import MAX_DROPPED, SlotScores, align
 from anpr_core.records import Box, CharImage
@@ -283,17 +284,17 @@ def fit_char_model(
     calibration_folds: int = CALIBRATION_FOLDS,
     **classifier_params,
 ):
-    """A character classifier fitted on ``plates`` (triples of grey image, box or None,
-    text, or references that ``load_plate`` turns into such triples), with the TrainingSet
-    of its final round.
+    """A PlateModel (character classifier, plate verifier, calibrator) fitted on ``plates``
+    (triples of grey image, box or None, text, or references that ``load_plate`` turns into
+    such triples), with the TrainingSet of its final round.
 
     Two rounds: the first model learns from plates that segment into exactly their label's
     length; it then aligns the plates with a few pieces too many, and the second model learns
     from both (about 20% more plates on the US crops), with rare character classes given up
     to ``max_boost`` times their samples in jittered copies (``class_copies``; 1: none).
     Where ``plates`` hold labeled scenes, a plate verifier (``verify.fit_plate_verifier``) is
-    fitted too and kept on the model; with ``calibration_folds`` of 2 or more, so is a
-    confidence calibrator learned by cross-fitting (``cross_fitted_calibrator``).
+    fitted too; with ``calibration_folds`` of 2 or more, a confidence calibrator is learned by
+    cross-fitting (``cross_fitted_calibrator``). The three come back as one ``PlateModel``.
     The per-plate work (segmenting, describing, reading) goes through ``map_plates(fn,
     items)``, which returns ``[fn(item) for item in items]`` and may compute it elsewhere (a
     Dask cluster); the models are fitted here.
@@ -316,8 +317,7 @@ def fit_char_model(
         calibrator = cross_fitted_calibrator(
             plates, fit, region, settings, calibration_folds, seed, map_plates, load_plate
         )
-        if calibrator is not None:
-            model.confidence_calibrator_ = calibrator
+        model.set_params(confidence_calibrator=calibrator)
     return model, final
 
 
@@ -332,8 +332,8 @@ def fit_once(
     max_boost: int,
     **classifier_params,
 ):
-    """(model with its plate verifier, final TrainingSet): the two rounds of
-    ``fit_char_model`` on ``plates``, without calibration."""
+    """(PlateModel of the classifier and its plate verifier, final TrainingSet): the two
+    rounds of ``fit_char_model`` on ``plates``, without calibration."""
     rounds = functools.partial(
         training_set,
         plates,
@@ -356,9 +356,7 @@ def fit_once(
     verifier = fit_plate_verifier(
         plates, region, seed, map_plates, load_plate, settings.localize_scheme
     )
-    if verifier is not None:
-        model.plate_verifier_ = verifier
-    return model, final
+    return PlateModel(model, verifier), final
 
 
 def image_groups(plates: list) -> list[int]:

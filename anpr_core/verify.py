@@ -7,8 +7,8 @@ scored by a logistic regression trained on labeled scenes: candidates that overl
 plate are plates, the others are not. It ranks candidates, so that reading (the costly part)
 starts with the likeliest and stops early.
 
-The fitted verifier is a scikit-learn Pipeline (scaler, logistic regression), kept on the
-character model as the attribute ``plate_verifier_`` so it travels with a model version.
+The fitted verifier is a scikit-learn Pipeline (scaler, logistic regression), one part of a
+version's ``model.PlateModel``, so it travels with the version.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from anpr_core.config import RegionConfig
 from anpr_core.features import hog
 from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
+from anpr_core.model import part_of
 from anpr_core.records import Box, Candidate, Quad
 from anpr_core.segment import rectify
 
@@ -146,8 +147,8 @@ def fit_plate_verifier(
 
 
 def plate_verifier(model) -> Pipeline | None:
-    """The plate verifier kept on a character model, or None when it has none."""
-    return getattr(model, "plate_verifier_", None)
+    """The plate verifier of a version's model, or None when it has none."""
+    return part_of(model, "plate_verifier")
 
 
 def verified(gray: np.ndarray, candidates: list[Candidate], verifier) -> list[Candidate]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from anpr_core import datasets
 from anpr_core.errors import AnprError
+from anpr_core.model import char_model_of
 from anpr_core.pipeline import StageTimer, analyze
 
 
@@ -34,7 +35,8 @@ class SplitTimer:
 
     def __init__(self, model, timer: StageTimer):
         self.model = model
-        self.features = model[:-1]  # sliced once: a slice is a new Pipeline each time
+        self.char_model = char_model_of(model)
+        self.features = self.char_model[:-1]  # sliced once: a slice is a new Pipeline each time
         self.timer = timer
         self.classes_ = model.classes_
 
@@ -44,12 +46,14 @@ class SplitTimer:
     def predict_proba(self, rows):
         features = self.features.transform(rows)
         with self.timer.stage("classify"):
-            return self.model[-1].predict_proba(features)
+            return self.char_model[-1].predict_proba(features)
 
 
 def splittable(model) -> bool:
     """Whether ``model`` is a Pipeline whose feature steps and estimator can be timed apart."""
-    return hasattr(model, "steps") and len(model.steps) > 1 and hasattr(model, "classes_")
+    char_model = char_model_of(model)
+    steps = getattr(char_model, "steps", [])
+    return len(steps) > 1 and hasattr(model, "classes_")
 
 
 def image_bytes(folder: Path, limit: int | None) -> list[tuple[str, bytes]]:

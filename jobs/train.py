@@ -26,6 +26,7 @@ from anpr_core.classify import REJECT
 from anpr_core.config import RegionConfig, load_region
 from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, summarize
+from anpr_core.model import char_model_of
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
 from jobs import models, reports
@@ -192,9 +193,10 @@ def segmented_char_accuracy(true: Sequence[str], predicted: Sequence[str]) -> di
 
 
 def classifier_params(model) -> dict[str, str]:
-    """The classifier's step parameters (``mlp__alpha`` ...), as short strings."""
+    """The character classifier's step parameters (``mlp__alpha`` ...), as short strings,
+    named as in every version so runs compare in the MLflow UI."""
     params = {}
-    for key, value in model.get_params(deep=True).items():
+    for key, value in char_model_of(model).get_params(deep=True).items():
         if "__" in key and (value is None or isinstance(value, str | int | float | bool | tuple)):
             params[key] = str(value)[:MAX_PARAM_CHARS]
     return params
@@ -215,7 +217,7 @@ def run_params(
     params.update(classifier_params(model))
     params.update(
         region=region.name,
-        classifier=type(model[-1]).__name__,
+        classifier=type(char_model_of(model)[-1]).__name__,
         holdout_fraction=str(holdout_fraction),
         seed=str(seed),
         augment=str(augment),

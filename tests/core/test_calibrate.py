@@ -76,14 +76,51 @@ def test_training_keeps_a_calibrator_and_the_pipeline_applies_it(calibrated_mode
 
 def test_a_model_without_a_calibrator_reads_as_before(calibrated_model):
     model, region = calibrated_model
-    old = copy.deepcopy(model)
-    del old.confidence_calibrator_
+    old = copy.deepcopy(model.char_model)  # a version before calibration: a bare Pipeline
     scene = synth_scene(np.random.default_rng(8), region)
     new_reads = analyze(scene.image, model, region).reads
     old_reads = analyze(scene.image, old, region).reads
     assert [r.text for r in old_reads] == [r.text for r in new_reads]  # the same plates read
     for read in old_reads:
         assert read.confidence == pytest.approx(math.prod(read.char_confidences))
+
+
+def test_a_legacy_version_with_its_parts_as_attributes_reads_as_one_plate_model(
+    calibrated_model,
+):
+    from anpr_core.verify import plate_verifier
+
+    model, region = calibrated_model
+    legacy = copy.deepcopy(model.char_model)
+    legacy.plate_verifier_ = model.plate_verifier
+    legacy.confidence_calibrator_ = model.confidence_calibrator
+    assert plate_verifier(legacy) is model.plate_verifier
+    assert confidence_calibrator(legacy) is model.confidence_calibrator
+    scene = synth_scene(np.random.default_rng(9), region)
+    assert analyze(scene.image, legacy, region).reads == analyze(scene.image, model, region).reads
+
+
+def test_the_version_is_one_estimator_clone_and_refit_keep_nothing_stale(calibrated_model):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    from anpr_core.model import PlateModel
+
+    model, _ = calibrated_model
+    assert isinstance(model, PlateModel) and model.confidence_calibrator is not None
+    params = model.get_params(deep=True)
+    assert {"char_model", "plate_verifier", "confidence_calibrator"} <= set(params)
+    assert "char_model__mlp__alpha" in params
+    from anpr_core.features import CHAR_SHAPE
+
+    rows = np.random.default_rng(0).random((20, CHAR_SHAPE[0] * CHAR_SHAPE[1] + 1), np.float32)
+    labels = np.array(list("AB" * 10))
+    fresh = clone(model)
+    with pytest.raises(NotFittedError):
+        fresh.char_model.predict_proba(rows)
+    refit = copy.deepcopy(model).fit(rows, labels)
+    assert refit.confidence_calibrator is None  # it learned another classifier's mistakes
+    assert refit.classes_.tolist() == ["A", "B"]
 
 
 def test_plates_of_one_image_stay_together():

@@ -28,7 +28,7 @@ def test_a_version_carries_region_settings_and_pipeline_version(use_trained):
     assert recognizer.region == load_region("us")
     assert recognizer.settings == Settings()
     assert recognizer.pipeline_version == PIPELINE_VERSION
-    assert isinstance(recognizer.model[0], BlockBinaryPixelSum)  # skops kept our transformer
+    assert isinstance(recognizer.model.char_model[0], BlockBinaryPixelSum)  # skops kept it
 
 
 def test_runs_uri_and_local_folder_load_the_same_model(use_trained, tmp_path):

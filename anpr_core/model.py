@@ -1,0 +1,65 @@
+"""The learned parts of a model version as one scikit-learn estimator.
+
+A version reads plates with three fitted parts: the character classifier (BBPS -> MLP), the
+plate verifier (is a candidate a plate?) and the confidence calibrator (is a read right?).
+``PlateModel`` holds the three as its parameters, so ``clone``, ``get_params`` and MLflow see
+one model and nothing rides on it unseen: a clone is the same three parts unfitted, and
+``fit`` on character samples refits the classifier and drops the calibrator, which learned
+the mistakes of the classifier it replaced.
+
+Versions registered before it are a bare character Pipeline carrying the verifier and the
+calibrator as the attributes ``plate_verifier_`` and ``confidence_calibrator_``; ``part_of``
+reads either, so such a version keeps reading exactly as it did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+LEGACY_ATTRIBUTES = {
+    "plate_verifier": "plate_verifier_",
+    "confidence_calibrator": "confidence_calibrator_",
+}
+
+
+class PlateModel(ClassifierMixin, BaseEstimator):
+    """A character classifier with its plate verifier and confidence calibrator (either may
+    be None: a version trained without scenes has no verifier, one too small to cross-fit no
+    calibrator). It predicts characters from character images, as its classifier does."""
+
+    def __init__(self, char_model=None, plate_verifier=None, confidence_calibrator=None):
+        self.char_model = char_model
+        self.plate_verifier = plate_verifier
+        self.confidence_calibrator = confidence_calibrator
+
+    def fit(self, X, y) -> PlateModel:
+        """This model, its classifier refitted (a fresh clone) on character images ``X`` with
+        labels ``y``; the verifier stays, the calibrator is dropped."""
+        self.char_model = clone(self.char_model).fit(X, y)
+        self.confidence_calibrator = None
+        return self
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.char_model.classes_
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.char_model.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.char_model.predict(X)
+
+
+def part_of(model, name: str):
+    """The part ``name`` (``plate_verifier`` or ``confidence_calibrator``) of a version's
+    model, a PlateModel (or a wrapper that passes its attributes on) or a legacy Pipeline;
+    None when it has none."""
+    found = getattr(model, name, None)
+    return found if found is not None else getattr(model, LEGACY_ATTRIBUTES[name], None)
+
+
+def char_model_of(model):
+    """The character classifier of a version's model (the model itself for a legacy one)."""
+    found = getattr(model, "char_model", None)
+    return model if found is None else found
