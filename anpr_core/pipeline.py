@@ -151,10 +151,24 @@ def quad_height(quad) -> float:
     return float((np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
 
 
+@dataclass(frozen=True)
+class CutStep:
+    """One way to cut a candidate into pieces: a polarity and a binarization threshold, with
+    the prior that ranks it among the others."""
+
+    polarity: str
+    block: float  # the adaptive threshold's block size, as a fraction of the plate height
+    offset: float  # subtracted from the local mean
+    prior: float = 1.0
+
+    @property
+    def threshold(self) -> tuple[float, float]:
+        return (self.block, self.offset)
+
+
 def hypothesis_plan(candidate: Candidate, region: RegionConfig, settings: Settings):
-    """(polarity, block fraction, offset, prior) of each way to cut a candidate, most
-    promising first: the region's usual polarity, and for small (blurred) plates the coarse
-    threshold, sharp plates the fine one."""
+    """The CutSteps of a candidate, most promising first: the region's usual polarity, and
+    for small (blurred) plates the coarse threshold, sharp plates the fine one."""
     thresholds = list(settings.thresholds)
     if quad_height(candidate.quad) < settings.small_plate_height:
         thresholds.reverse()
@@ -162,8 +176,8 @@ def hypothesis_plan(candidate: Candidate, region: RegionConfig, settings: Settin
     for p, polarity in enumerate(region.polarity):
         for t, (block, offset) in enumerate(thresholds):
             prior = (POLARITY_PRIOR if p else 1.0) * (FALLBACK_PRIOR if t else 1.0)
-            plan.append((polarity, block, offset, prior))
-    return sorted(plan, key=lambda step: -step[3])
+            plan.append(CutStep(polarity, block, offset, prior))
+    return sorted(plan, key=lambda step: -step.prior)
 
 
 def best_reads(
@@ -173,34 +187,40 @@ def best_reads(
     region,
     settings,
     best: dict[int, tuple[Read, Hypothesis]],
-    texts: dict[int, list[str]] | None = None,
-) -> None:
-    """Nothing; keeps in ``best`` the best read of each candidate (by ``_read_rank``) with
-    the hypothesis it came from, and in ``texts`` (when given) the text of every read of each
-    candidate: whether its cuts agree is evidence of how likely its read is right.
+) -> tuple[dict[int, tuple[Read, Hypothesis]], dict[int, list[str]]]:
+    """(``best`` updated with the best read of each candidate, by ``_read_rank``, with the
+    hypothesis it came from; the text of every read of ``found``, by candidate): whether a
+    candidate's cuts agree is evidence of how likely its read is right.
 
     A read of a split cut counts only when it keeps every half as a character: a half read
     as "not a character" means the split cut through one character (or a logo), and such a
     read would only win by the length it gains over the unsplit read.
     """
+    best, texts = dict(best), {}
     for hypothesis, piece_probs in zip(found, probs, strict=True):
         read = read_plate(piece_probs, classes, region, settings.top_k)
         if read is None or not set(hypothesis.halves) <= set(read.kept):
             continue
-        if texts is not None:
-            texts.setdefault(hypothesis.candidate, []).append(read.text)
+        texts.setdefault(hypothesis.candidate, []).append(read.text)
         if hypothesis.prior != 1.0:
             read = replace(read, score=read.score * hypothesis.prior)
         current = best.get(hypothesis.candidate)
         if current is None or _read_rank(read) > _read_rank(current[0]):
             best[hypothesis.candidate] = (read, hypothesis)
+    return best, texts
+
+
+def merged(texts: dict[int, list[str]], more: dict[int, list[str]]) -> dict[int, list[str]]:
+    """The texts of both, candidate by candidate, ``texts``' first."""
+    keys = dict.fromkeys([*texts, *more])
+    return {k: [*texts.get(k, []), *more.get(k, [])] for k in keys}
 
 
 def read_candidates(
-    gray, candidates, model, classes, region, settings, timer, plans=None, texts=None
-) -> dict[int, tuple[Read, Hypothesis]]:
-    """The best read of each candidate that has one, keyed by the candidate's index (and, in
-    ``texts`` when given, the text of each of its reads).
+    gray, candidates, model, classes, region, settings, timer, plans=None
+) -> tuple[dict[int, tuple[Read, Hypothesis]], dict[int, list[str]]]:
+    """(the best read of each candidate that has one, keyed by the candidate's index; the
+    text of each of its reads).
 
     Each candidate is cut the ways of its ``plans`` entry (default: ``hypothesis_plan``).
     Hypotheses go in rounds, most promising first; a candidate already read with a score of
@@ -212,6 +232,7 @@ def read_candidates(
     if plans is None:
         plans = [hypothesis_plan(c, region, settings) for c in candidates]
     best: dict[int, tuple[Read, Hypothesis]] = {}
+    texts: dict[int, list[str]] = {}
     for step in range(max((len(p) for p in plans), default=0)):
         found = []
         with timer.stage("segment"):
@@ -219,17 +240,18 @@ def read_candidates(
                 done = index in best and best[index][0].score >= settings.good_read_score
                 if step >= len(plan) or done:
                     continue
-                polarity, block, offset, prior = plan[step]
+                cut = plan[step]
                 cuts = segment_plate_cuts(
-                    plates[index], region, polarity, block, offset, split=settings.split_prior > 0
-                )
+                    plates[index], region, cut.polarity, cut.block, cut.offset,
+                    split=settings.split_prior > 0,
+                )  # fmt: skip
                 whole = {c.box for c in cuts[0]}
                 for k, chars in enumerate(cuts):
                     if len(chars) >= settings.min_chars:
-                        cut_prior = prior * (settings.split_prior if k else 1.0)
+                        cut_prior = cut.prior * (settings.split_prior if k else 1.0)
                         halves = tuple(i for i, c in enumerate(chars) if c.box not in whole)
                         found.append(
-                            Hypothesis(index, polarity, chars, cut_prior, halves, (block, offset))
+                            Hypothesis(index, cut.polarity, chars, cut_prior, halves, cut.threshold)
                         )
         if not found:
             continue
@@ -238,8 +260,9 @@ def read_candidates(
         bounds = np.cumsum([0] + [len(h.chars) for h in found])
         probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         with timer.stage("postprocess"):
-            best_reads(found, probs, classes, region, settings, best, texts)
-    return best
+            best, round_texts = best_reads(found, probs, classes, region, settings, best)
+        texts = merged(texts, round_texts)
+    return best, texts
 
 
 def refined_candidate(
@@ -261,10 +284,11 @@ def refined_candidate(
     return Candidate(box, quad, candidate.score, hypothesis.polarity)
 
 
-def refine(gray, candidates, best, model, classes, region, settings, timer, texts=None) -> None:
-    """Nothing; replaces in ``candidates`` and ``best`` each of the ``settings.refine_top``
-    best-read candidates by its redrawn self (``refined_candidate``, one per reach of
-    ``settings.refine_reaches``) where that reads at least as well.
+def refine(gray, candidates, best, model, classes, region, settings, timer, texts):
+    """(candidates, best reads, texts of every read), each of the ``settings.refine_top``
+    best-read candidates replaced by its redrawn self (``refined_candidate``, one per reach of
+    ``settings.refine_reaches``) where that reads at least as well; the redrawn reads' texts
+    join their candidate's.
 
     With ``settings.refine_same_cut``, a redrawn candidate is cut only the way that read it
     best: it holds the same characters, and the other ways cost as much again to read."""
@@ -278,23 +302,22 @@ def refine(gray, candidates, best, model, classes, region, settings, timer, text
     plans = [hypothesis_plan(c, region, settings) for _, c in refined]
     if settings.refine_same_cut:
         plans = [same_cut(plan, best[i][1]) for plan, (i, _) in zip(plans, refined, strict=True)]
-    again_texts: dict[int, list[str]] = {}
-    again = read_candidates(
-        gray, [c for _, c in refined], model, classes, region, settings, timer, plans, again_texts
+    again, again_texts = read_candidates(
+        gray, [c for _, c in refined], model, classes, region, settings, timer, plans
     )
+    candidates, best = list(candidates), dict(best)
     for j, (index, candidate) in enumerate(refined):
-        if texts is not None:
-            texts.setdefault(index, []).extend(again_texts.get(j, []))
+        texts = merged(texts, {index: again_texts.get(j, [])})
         if j in again and _read_rank(again[j][0]) >= _read_rank(best[index][0]):
             candidates[index] = candidate
             best[index] = again[j]
+    return candidates, best, texts
 
 
-def same_cut(plan: list[tuple], hypothesis: Hypothesis) -> list[tuple]:
+def same_cut(plan: list[CutStep], hypothesis: Hypothesis) -> list[CutStep]:
     """The steps of ``plan`` that cut the way ``hypothesis`` did (its polarity and threshold)."""
-    return [
-        step for step in plan if (step[0], step[1:3]) == (hypothesis.polarity, hypothesis.threshold)
-    ]
+    wanted = (hypothesis.polarity, hypothesis.threshold)
+    return [step for step in plan if (step.polarity, step.threshold) == wanted]
 
 
 def _read_rank(read: Read) -> float:
@@ -338,9 +361,10 @@ def analyze(
             if verifier:
                 candidates, unread = worth_reading(candidates, settings.min_plate_probability)
     candidates = list(candidates)
-    texts: dict[int, list[str]] = {}
-    best = read_candidates(gray, candidates, model, classes, region, settings, timer, None, texts)
-    refine(gray, candidates, best, model, classes, region, settings, timer, texts)
+    best, texts = read_candidates(gray, candidates, model, classes, region, settings, timer)
+    candidates, best, texts = refine(
+        gray, candidates, best, model, classes, region, settings, timer, texts
+    )
     kept = [
         index
         for index, (read, _) in best.items()

@@ -152,10 +152,9 @@ def test_the_whole_read_beats_one_that_dropped_the_first_character():
     chars = [CharImage(np.zeros((8, 4), np.uint8), (0, 0, 4, 8))] * 6
     whole = Hypothesis(0, "dark_on_light", chars)
     cut = Hypothesis(0, "dark_on_light", chars)
-    best = {}
     probs = [_piece_probs("KC4Z3X", 0.9, classes), _piece_probs("_C4Z3X", 0.99, classes)]
-    best_reads([whole, cut], probs, classes, region, Settings(), best)
-    assert best[0][0].text == "KC4Z3X"
+    best, texts = best_reads([whole, cut], probs, classes, region, Settings(), {})
+    assert best[0][0].text == "KC4Z3X" and texts == {0: ["KC4Z3X", "C4Z3X"]}
 
 
 def test_a_split_read_counts_only_when_it_keeps_both_halves():
@@ -165,11 +164,12 @@ def test_a_split_read_counts_only_when_it_keeps_both_halves():
     whole = Hypothesis(0, "dark_on_light", chars[:5])
     split = Hypothesis(0, "dark_on_light", chars, prior=0.9, halves=(0, 1))
     probs = [_piece_probs("BC123", 0.8, classes), _piece_probs("_BC123", 0.99, classes)]
-    best = {}
-    best_reads([whole, split], probs, classes, region, Settings(), best)
+    before = {}
+    best, _ = best_reads([whole, split], probs, classes, region, Settings(), before)
     assert best[0][0].text == "BC123"  # a half read as not a character: the split cut a piece
+    assert before == {}  # what it was given stays as it was
     probs[1] = _piece_probs("ABC123", 0.99, classes)
-    best_reads([whole, split], probs, classes, region, Settings(), best)
+    best, _ = best_reads([whole, split], probs, classes, region, Settings(), best)
     assert best[0][0].text == "ABC123"
 
 
@@ -220,9 +220,9 @@ def test_a_redrawn_candidate_is_cut_only_the_way_that_read_it():
     quad = ((0.0, 0.0), (199.0, 0.0), (199.0, 99.0), (0.0, 99.0))
     plan = hypothesis_plan(Candidate((0, 0, 200, 100), quad, 1.0), region, settings)
     assert len(plan) == len(region.polarity) * len(settings.thresholds)
-    for polarity, block, offset, prior in plan:
-        winner = Hypothesis(0, polarity, [], prior, (), (block, offset))
-        assert same_cut(plan, winner) == [(polarity, block, offset, prior)]
+    for step in plan:
+        winner = Hypothesis(0, step.polarity, [], step.prior, (), step.threshold)
+        assert same_cut(plan, winner) == [step]
 
 
 def test_the_same_cut_refinement_reads_synthetic_plates_as_well(us_model):
