@@ -30,17 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     synth = sub.add_parser("synth", help="write synthetic labeled scenes (or plate crops)")
-    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    synth.add_argument("--count", type=positive_int, default=20)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--region", default="us")
+    synth.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to write into")
+    synth.add_argument("--count", type=positive_int, default=20, help="images to write (20)")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed writes the same images")
+    synth.add_argument("--region", default="us", help="region name or .toml file (default: us)")
     synth.add_argument("--crops", action="store_true", help="plate crops, not scenes")
 
     train = sub.add_parser("train", help="train and register a new model version")
-    train.add_argument("data", nargs="+", type=Path, metavar="DATA")
-    train.add_argument("--region", default="us")
-    train.add_argument("--experiment", default="anpr-train")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "data", nargs="+", type=Path, metavar="DATA", help="labeled folders: scenes or crops"
+    )
+    train.add_argument("--region", default="us", help="region name or .toml file (default: us)")
+    train.add_argument("--experiment", default="anpr-train", help="MLflow experiment (anpr-train)")
+    train.add_argument("--seed", type=int, default=0, help="the same seed trains the same model")
     train.add_argument(
         "--promote",
         action="store_true",
@@ -66,15 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--region", help="one region's versions (default: every region)")
     promote = models_sub.add_parser("promote", help="make VERSION the region's champion")
     promote.add_argument("version", metavar="VERSION", help="version number or alias")
-    promote.add_argument("--region", default="us")
+    promote.add_argument("--region", default="us", help="region name (default: us)")
     versus = models_sub.add_parser("compare", help="read the same data with two versions")
     versus.add_argument("a", metavar="A", help="version number or alias")
     versus.add_argument("b", metavar="B", help="version number or alias")
-    versus.add_argument("data", nargs="+", type=Path, metavar="DATA")
-    versus.add_argument("--region", default="us")
+    versus.add_argument("data", nargs="+", type=Path, metavar="DATA", help="labeled folders")
+    versus.add_argument("--region", default="us", help="region name (default: us)")
 
     evaluate = sub.add_parser("evaluate", help="measure a model version on labeled folders")
-    evaluate.add_argument("data", nargs="+", type=Path, metavar="DATA")
+    evaluate.add_argument("data", nargs="+", type=Path, metavar="DATA", help="labeled folders")
     add_model_options(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
@@ -85,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     recognize = sub.add_parser("recognize", help="read the plates in images (JSON lines)")
-    recognize.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    recognize.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files")
     add_model_options(recognize)
     recognize.add_argument("--crop", action="store_true", help="each image is a plate crop")
 
@@ -126,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     tickets.add_argument("--date", required=True, help="YYYY-MM-DD, a day in --timezone")
     tickets.add_argument("events", metavar="EVENTS_URL", help="events .parquet/.csv file or folder")
     tickets.add_argument("reads", metavar="READS_URL", help="plate reads (anpr reprocess output)")
-    tickets.add_argument("output", metavar="OUTPUT_URL")
+    tickets.add_argument("output", metavar="OUTPUT_URL", help="where the night's outputs go")
     tickets.add_argument("--timezone", default="UTC", help="agency time zone (default: UTC)")
     tickets.add_argument("--tolerance", type=float, default=5.0, help="in the event's unit (5)")
     tickets.add_argument(
@@ -135,14 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="of the read (default: the threshold each model version learned with its "
         "calibrator; 0.8 for a version without one)",
     )
-    tickets.add_argument("--dedupe-window", type=float, default=10.0, metavar="MIN", help="(10)")
+    tickets.add_argument(
+        "--dedupe-window",
+        type=float,
+        default=10.0,
+        metavar="MIN",
+        help="one citation per plate and camera within MIN minutes of its first capture (10)",
+    )
     add_model_options(tickets)
     add_cluster_options(tickets)
 
     demo = sub.add_parser(
         "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"
     )
-    demo.add_argument("--workdir", type=Path, default=Path("demo"))
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("demo"), help="folder of the demo's data (./demo)"
+    )
     demo.add_argument("--scenes", type=positive_int, default=60, help=argparse.SUPPRESS)
     demo.add_argument("--crops", type=positive_int, default=120, help=argparse.SUPPRESS)
     demo.add_argument("--archive", type=positive_int, default=300, help=argparse.SUPPRESS)
@@ -203,3 +213,40 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+REFERENCE_WIDTH = 96  # columns of the generated reference, whatever the terminal
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = "anpr"):
+    """(``anpr models list`` ..., its help line, its parser) of every subcommand, depth first."""
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers nowhere public
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            helps = {choice.dest: choice.help for choice in action._choices_actions}  # noqa: SLF001
+            for name, child in action.choices.items():
+                yield f"{prefix} {name}", helps.get(name, ""), child
+                yield from subcommands(child, f"{prefix} {name}")
+
+
+def reference_markdown() -> str:
+    """docs/cli.md: every command with its options, as ``--help`` prints them."""
+    parser = build_parser()
+    lines = [
+        "# Command reference",
+        "",
+        "Every `anpr` command and option, as `--help` prints them. Generated from the argument",
+        "parser (`jobs/arguments.py`): `python -m jobs.arguments > docs/cli.md`; a test keeps",
+        "it current.",
+        "",
+    ]
+    for name, summary, child in [("anpr", "", parser), *subcommands(parser)]:
+        child.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=REFERENCE_WIDTH)
+        lines += [f"## `{name}`", ""]
+        if summary:
+            lines += [summary[0].upper() + summary[1:] + ".", ""]
+        lines += ["```", child.format_help().rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

@@ -222,3 +222,23 @@ def test_evaluate_split_test_on_real_crops(use_trained, shared_data, anpr):
     figures = json.loads(out)
     expected = sum(datasets.split_of(i.name) == "test" for i in datasets.read_labeled(crops))
     assert status == 0 and figures["n_images"] == expected and set(figures) == EVALUATE_KEYS
+
+
+def test_the_command_reference_is_current_and_every_option_is_explained():
+    import argparse
+    from pathlib import Path
+
+    from jobs.arguments import build_parser, reference_markdown, subcommands
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+    assert docs.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/cli.md is out of date: python -m jobs.arguments > docs/cli.md"
+    )
+    unexplained = [
+        f"{name} {action.option_strings or action.metavar}"
+        for name, _, parser in [("anpr", "", build_parser()), *subcommands(build_parser())]
+        for action in parser._actions  # noqa: SLF001
+        if not isinstance(action, argparse._SubParsersAction | argparse._HelpAction)  # noqa: SLF001
+        and not action.help
+    ]
+    assert unexplained == []
