@@ -129,8 +129,11 @@ def fetch_all(
     (concurrently on object storage); each path is one object, named literally, and no failure
     raises. An object whose size ``sizes`` does not give (a manifest's keys) is read up to
     ``max_bytes`` + 1 bytes only, so an oversize one costs no more memory than the limit.
-    Failures other than a missing object are retried with a short backoff."""
+    Failures other than a missing object are retried with a short backoff, on a filesystem
+    that does not retry itself (s3fs does, ``retries`` times with its own backoff)."""
     sizes = sizes or {}
+    if getattr(fs, "retries", 0):
+        attempts = 1
     results: dict[str, bytes | Exception] = {}
     pending = list(paths)
     for attempt in range(attempts):

@@ -176,3 +176,14 @@ def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path)
     assert isinstance(got[paths[1]], FileNotFoundError)
     got = fetch_all(FlakyDisk(failures=3), paths[:1], attempts=3)
     assert isinstance(got[paths[0]], ConnectionResetError)  # still failing: an error row
+
+
+def test_a_filesystem_that_retries_itself_is_not_retried_again(tmp_path):
+    from jobs.storage import fetch_all
+
+    (tmp_path / "a.jpg").write_bytes(b"abc")
+    s3_like = FlakyDisk(failures=1)
+    s3_like.retries = 5  # as s3fs, which retries each request with its own backoff
+    got = fetch_all(s3_like, [str(tmp_path / "a.jpg")], attempts=3)
+    assert isinstance(got[str(tmp_path / "a.jpg")], ConnectionResetError)
+    assert s3_like.calls == 1
