@@ -11,6 +11,11 @@ whole under a deterministic name, so a rerun of the same night replaces it::
     duplicates/date=D/part-0.parquet   same vehicle, same camera, within the dedupe window
     review/date=D/part-0.parquet       speeding, but the read is not good enough: ``reason``
     rejected/date=D/part-0.parquet     event rows that could not be used (REJECTED_SCHEMA)
+    voided/date=D/part-0.parquet       citations a reviewer voided, with the reason
+    dismissed/date=D/part-0.parquet    review items a reviewer marked unreadable, not a plate
+                                       or not a violation
+    decisions/date=D/<id>.parquet      every reviewer's decision, one file each (the audit
+                                       log, never edited; jobs.tickets.reviews)
     crops/date=D/<citation_id>.png     the plate (or, with no plate, the scene) of each item
     pages/review-D.html                the self-contained review page of the night
     summaries/D.json                   the night's counts and settings

@@ -37,6 +37,7 @@ from jobs.tickets.outputs import (
 )
 from jobs.tickets.page import page_item, render_review_page
 from jobs.tickets.reads import as_reads_table, evidence_from, latest_reads, load_reads
+from jobs.tickets.reviews import apply_reviews, latest_by_item, load_reviews
 from jobs.tickets.rules import (
     EarlierCitation,
     Rules,
@@ -115,7 +116,10 @@ def run_tickets(
         decided = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in before]
         earlier = earlier_from_decisions(dedupe(decided, rules.dedupe_window))
     decisions = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in speeding]
-    decisions = dedupe(decisions, rules.dedupe_window, earlier)
+    reviews = latest_by_item(load_reviews(fs, root, night.date.isoformat()))
+    if reviews:
+        say(f"{len(reviews)} items decided by reviewers")
+    decisions = dedupe(apply_reviews(decisions, reviews), rules.dedupe_window, earlier)
     used = thresholds_by_version(decisions, rules)
     if rules.min_confidence is not None:
         say(f"citation threshold {rules.min_confidence:g} (--min-confidence)")
@@ -137,6 +141,8 @@ def run_tickets(
         ("citation", "citations"),
         ("duplicate", "duplicates"),
         ("review", "review"),
+        ("voided", "voided"),
+        ("dismissed", "dismissed"),
     ):
         chosen = sorted(
             (d for d in decisions if d.outcome == outcome),

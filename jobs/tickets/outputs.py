@@ -66,6 +66,9 @@ def _evidence_schema() -> pa.Schema:
             *_from_reads("region", "model_name", "model_version", "pipeline_version"),
             ("read_run_id", pa.string()),  # the run that produced the read
             ("min_confidence", pa.float32()),  # the confidence this read needed for a ticket
+            ("source", pa.string()),  # model | review: who named the plate of a citation
+            ("reviewer", pa.string()),  # who decided on the item (null: nobody yet)
+            ("review", pa.string()),  # what they decided: confirm, correct, void, unreadable...
             ("crop_key", pa.string()),  # the crop PNG, relative to OUTPUT_URL (null: no image)
             ("source_file", pa.string()),
             ("source_row", pa.int64()),  # 1-based data row in source_file (header not counted)
@@ -166,6 +169,9 @@ def evidence_row(
         "pipeline_version": evidence.pipeline_version,
         "read_run_id": evidence.run_id,
         "min_confidence": rules.threshold_for(evidence),
+        "source": decision.source,
+        "reviewer": decision.reviewer,
+        "review": decision.review,
         "crop_key": crop_key,
         "source_file": event.source_file,
         "source_row": event.source_row,
@@ -229,9 +235,9 @@ def earlier_from_outputs(citations: pa.Table, duplicates: pa.Table) -> list[Earl
 
 def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_now, run_id):
     """The night's counts: every event row is in exactly one of ``outside_night``,
-    ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates`` and ``review``, or, for a
-    row with no usable time rejected by an earlier night, ``rejected_in_earlier_night`` (added
-    by the job)."""
+    ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates``, ``review``, ``voided``
+    and ``dismissed``, or, for a row with no usable time rejected by an earlier night,
+    ``rejected_in_earlier_night`` (added by the job)."""
     start, end = night.bounds()
     outcomes = [d.outcome for d in decisions]
     return {
@@ -251,14 +257,25 @@ def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_no
         "citations": outcomes.count("citation"),
         "duplicates": outcomes.count("duplicate"),
         "review": outcomes.count("review"),
-        "review_by_reason": {r: sum(d.reason == r for d in decisions) for r in REASONS},
+        "voided": outcomes.count("voided"),
+        "dismissed": outcomes.count("dismissed"),
+        "reviewed": sum(d.reviewer is not None for d in decisions),
+        "review_by_reason": {
+            r: sum(d.reason == r for d in decisions if d.outcome == "review") for r in REASONS
+        },
         "images_read_now": read_now,
         "tolerance": rules.tolerance,
         "min_confidence": rules.min_confidence,  # null: each version's own threshold
         "min_confidence_by_version": thresholds_by_version(decisions, rules),
         # the number of citations expected to name the wrong plate, if confidence is calibrated
+        # (a citation a reviewer confirmed or corrected rests on the reviewer, not the model)
         "expected_wrong_citations": round(
-            sum(1 - (d.evidence.confidence or 0) for d in decisions if d.outcome == "citation"), 3
+            sum(
+                1 - (d.evidence.confidence or 0)
+                for d in decisions
+                if d.outcome == "citation" and d.reviewer is None
+            ),
+            3,
         ),
         "dedupe_window_min": rules.dedupe_window.total_seconds() / 60,
         "run_id": run_id,

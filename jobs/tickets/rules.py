@@ -68,13 +68,17 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Decision:
-    """What became of a speeding event: ``citation``, ``review`` or ``duplicate``."""
+    """What became of a speeding event: ``citation``, ``review`` or ``duplicate``; after a
+    reviewer's decision (``reviews.apply_reviews``) also ``voided`` or ``dismissed``."""
 
     event: Event
     evidence: Evidence
     outcome: str
     reason: str | None = None
     duplicate_of: str | None = None
+    source: str = "model"  # who named the plate of a citation: the model, or a reviewer
+    reviewer: str | None = None  # who decided on the item, when a reviewer did
+    review: str | None = None  # what the reviewer decided (reviews.KINDS)
 
     @property
     def citation_id(self) -> str:

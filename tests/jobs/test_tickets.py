@@ -28,6 +28,7 @@ DAY = date(2026, 11, 24)
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 N_SCENES = 6
 OUTCOME_COUNTS = ("outside_night", "rejected_rows", "not_speeding", "citations", "duplicates")
+REVIEWED_COUNTS = ("voided", "dismissed")
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,7 @@ def by_event(rows: list[dict]) -> dict[str, dict]:
 
 
 def assert_every_row_counted(summary: dict) -> None:
-    counted = sum(summary[k] for k in OUTCOME_COUNTS) + summary["review"]
+    counted = sum(summary[k] for k in (*OUTCOME_COUNTS, *REVIEWED_COUNTS)) + summary["review"]
     assert counted + summary["rejected_in_earlier_night"] == summary["events_rows"]
 
 
