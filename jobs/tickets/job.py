@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import posixpath
 import time
 import uuid
@@ -14,13 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.cluster import ReadImages
-from jobs.storage import check_writable, open_url, parquet_bytes, write_bytes_atomic
+from jobs.storage import check_writable, open_url, parquet_bytes
 from jobs.tickets.events import (
     Event,
     Night,
-    agency_zone,
     load_events,
-    shown_url,
 )
 from jobs.tickets.ledger import place_rejections, read_ledgers, write_ledgers
 from jobs.tickets.outputs import (
@@ -29,15 +26,13 @@ from jobs.tickets.outputs import (
     REJECTED_SCHEMA,
     crop_png,
     earlier_from_outputs,
-    evidence_row,
     night_folder,
     night_summary,
     rejected_row,
     replace_folder,
 )
-from jobs.tickets.page import page_item, render_review_page
+from jobs.tickets.publish import publish_night, write_night_state
 from jobs.tickets.reads import as_reads_table, evidence_from, latest_reads, load_reads
-from jobs.tickets.reviews import apply_reviews, latest_by_item, load_reviews
 from jobs.tickets.rules import (
     EarlierCitation,
     Rules,
@@ -89,12 +84,13 @@ def run_tickets(
     """The summary of the night's tickets, after writing every output under ``output_url``.
 
     Events with a bad value are rejected (never skipped silently); the speeding events whose
-    image has no row in ``reads_url`` are read with ``read_images``, once, in one call.
+    image has no row in ``reads_url`` are read with ``read_images``, once, in one call. The
+    decisions are kept as the night's state and published with the reviewers' decisions
+    (``publish.publish_night``, which the review desk calls too).
     """
     say = progress or (lambda message: None)
     started = time.perf_counter()
     run_id, now = uuid.uuid4().hex, datetime.now(UTC)
-    zone = agency_zone(night.timezone)
     check_writable(output_url)
     fs, root = open_url(output_url)
     loaded = load_events(events_url, night)
@@ -116,10 +112,6 @@ def run_tickets(
         decided = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in before]
         earlier = earlier_from_decisions(dedupe(decided, rules.dedupe_window))
     decisions = [decide(e, evidence_from(reads.get(e.image_key)), rules) for e in speeding]
-    reviews = latest_by_item(load_reviews(fs, root, night.date.isoformat()))
-    if reviews:
-        say(f"{len(reviews)} items decided by reviewers")
-    decisions = dedupe(apply_reviews(decisions, reviews), rules.dedupe_window, earlier)
     used = thresholds_by_version(decisions, rules)
     if rules.min_confidence is not None:
         say(f"citation threshold {rules.min_confidence:g} (--min-confidence)")
@@ -136,51 +128,21 @@ def run_tickets(
                 posixpath.join(crops_folder, f"{d.citation_id}.png"), root
             )
     replace_folder(fs, crops_folder, crops, ".png")
-    tables = {}
-    for outcome, dataset in (
-        ("citation", "citations"),
-        ("duplicate", "duplicates"),
-        ("review", "review"),
-        ("voided", "voided"),
-        ("dismissed", "dismissed"),
-    ):
-        chosen = sorted(
-            (d for d in decisions if d.outcome == outcome),
-            key=lambda d: (d.event.captured_at, d.citation_id),
-        )
-        rows = [
-            evidence_row(d, zone, crop_keys.get(d.citation_id), run_id, now, rules) for d in chosen
-        ]
-        tables[dataset] = pa.Table.from_pylist(rows, schema=EVIDENCE_SCHEMA)
-    tables["rejected"] = pa.Table.from_pylist(
+    rejected = pa.Table.from_pylist(
         [rejected_row(r, run_id) for r in loaded.rejections], schema=REJECTED_SCHEMA
     )
-    for dataset, table in tables.items():
-        folder = night_folder(root, dataset, night)
-        replace_folder(fs, folder, {PART_NAME: parquet_bytes(table)}, ".parquet")
-
+    folder = night_folder(root, "rejected", night)
+    replace_folder(fs, folder, {PART_NAME: parquet_bytes(rejected)}, ".parquet")
     write_ledgers(fs, root, ledgers, placed)
-    summary = night_summary(night, rules, loaded, speeding, decisions, len(missing), run_id)
-    issued_before = {c.citation_id for c in earlier}
-    summary |= {
-        "rejected_in_earlier_night": rejected_before,
-        "duplicates_of_earlier_night": sum(d.duplicate_of in issued_before for d in decisions),
-    }
-    page_path = posixpath.join(root, "pages", f"review-{night.date.isoformat()}.html")
-    summary_path = posixpath.join(root, "summaries", f"{night.date.isoformat()}.json")
-    summary["outputs"] = {
-        dataset: shown_url(fs, night_folder(root, dataset, night)) for dataset in (*tables, "crops")
-    } | {"page": shown_url(fs, page_path), "summary": shown_url(fs, summary_path)}
-    items = [
-        page_item(row, crops.get(f"{row['citation_id']}.png"), kind)
-        for kind, dataset in (("review", "review"), ("citation", "citations"))
-        for row in tables[dataset].to_pylist()
-    ]
-    page = render_review_page(summary, items, tables["rejected"].to_pylist())
-    write_bytes_atomic(fs, page_path, page.encode("utf-8"))
+
+    summary = night_summary(night, rules, loaded, speeding, len(missing), run_id)
+    summary["rejected_in_earlier_night"] = rejected_before
     summary["elapsed_s"] = round(time.perf_counter() - started, 3)
-    write_bytes_atomic(fs, summary_path, json.dumps(summary, indent=2).encode("utf-8"))
-    return summary
+    write_night_state(fs, root, night, decisions, crop_keys, rules, earlier, summary, (run_id, now))
+    published = publish_night(fs, root, night.date.isoformat())
+    if published["reviewed"]:
+        say(f"{published['reviewed']} items decided by reviewers")
+    return published
 
 
 def elapsed_ms(start: float) -> float:

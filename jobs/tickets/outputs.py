@@ -233,13 +233,13 @@ def earlier_from_outputs(citations: pa.Table, duplicates: pa.Table) -> list[Earl
     return found
 
 
-def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_now, run_id):
-    """The night's counts: every event row is in exactly one of ``outside_night``,
+def night_summary(night, rules, loaded: EventsLoad, speeding, read_now, run_id) -> dict:
+    """The night's counts and settings that do not depend on decisions; with
+    ``decision_counts``, every event row is in exactly one of ``outside_night``,
     ``rejected_rows``, ``not_speeding``, ``citations``, ``duplicates``, ``review``, ``voided``
     and ``dismissed``, or, for a row with no usable time rejected by an earlier night,
     ``rejected_in_earlier_night`` (added by the job)."""
     start, end = night.bounds()
-    outcomes = [d.outcome for d in decisions]
     return {
         "date": night.date.isoformat(),
         "timezone": night.timezone,
@@ -254,6 +254,19 @@ def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_no
         "in_night": len(loaded.events),
         "not_speeding": len(loaded.events) - len(speeding),
         "speeding": len(speeding),
+        "images_read_now": read_now,
+        "tolerance": rules.tolerance,
+        "min_confidence": rules.min_confidence,  # null: each version's own threshold
+        "dedupe_window_min": rules.dedupe_window.total_seconds() / 60,
+        "run_id": run_id,
+    }
+
+
+def decision_counts(decisions: list[Decision], rules: Rules) -> dict:
+    """The night's counts of each outcome, the thresholds the reads needed, and the number of
+    citations expected to name the wrong plate."""
+    outcomes = [d.outcome for d in decisions]
+    return {
         "citations": outcomes.count("citation"),
         "duplicates": outcomes.count("duplicate"),
         "review": outcomes.count("review"),
@@ -263,12 +276,9 @@ def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_no
         "review_by_reason": {
             r: sum(d.reason == r for d in decisions if d.outcome == "review") for r in REASONS
         },
-        "images_read_now": read_now,
-        "tolerance": rules.tolerance,
-        "min_confidence": rules.min_confidence,  # null: each version's own threshold
         "min_confidence_by_version": thresholds_by_version(decisions, rules),
-        # the number of citations expected to name the wrong plate, if confidence is calibrated
-        # (a citation a reviewer confirmed or corrected rests on the reviewer, not the model)
+        # if confidence is calibrated; a citation a reviewer confirmed or corrected rests on
+        # the reviewer, not the model
         "expected_wrong_citations": round(
             sum(
                 1 - (d.evidence.confidence or 0)
@@ -277,6 +287,4 @@ def night_summary(night, rules, loaded: EventsLoad, speeding, decisions, read_no
             ),
             3,
         ),
-        "dedupe_window_min": rules.dedupe_window.total_seconds() / 60,
-        "run_id": run_id,
     }

@@ -135,3 +135,28 @@ def test_corrected_plates_are_deduplicated_like_any_other(tmp_path):
     assert [r["event_id"] for r in cited] == ["e1"]  # the higher speed of the one vehicle
     assert [r["duplicate_of"] for r in duplicates] == [cited[0]["citation_id"]]
     assert summary["citations"] == 1 and summary["duplicates"] == 1
+
+
+def test_the_desk_and_the_job_publish_the_same_night(tmp_path):
+    from jobs.tickets.publish import publish_night
+
+    events, reads = night(tmp_path)
+    run(tmp_path, events, reads)
+    decide(tmp_path, "review", by_event(output(tmp_path, "review"))["e2"], "confirm")
+    fs, root = fsspec.filesystem("file"), str(tmp_path / "out")
+
+    def outputs():
+        volatile = {"run_id", "generated_at"}
+        found = {}
+        for dataset in ("citations", "review", "duplicates", "voided", "dismissed"):
+            rows = output(tmp_path, dataset)
+            found[dataset] = [{k: v for k, v in r.items() if k not in volatile} for r in rows]
+        return found
+
+    summary = publish_night(fs, root, DAY.isoformat())  # as the desk does after a decision
+    by_desk = outputs()
+    assert set(by_event(by_desk["citations"])) == {"e0", "e1", "e2"} and summary["reviewed"] == 1
+    run(tmp_path, events, reads)
+    assert outputs() == by_desk
+    with pytest.raises(FileNotFoundError, match="no tickets run for 2026-11-25"):
+        publish_night(fs, root, "2026-11-25")

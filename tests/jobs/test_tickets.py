@@ -381,7 +381,8 @@ def test_rerunning_a_night_replaces_its_outputs(tmp_path, scenes):
     assert first["run_id"] != second["run_id"]
     assert first["citations"] == 4 and first["review"] == 2  # confidences 0.7 .. 0.95
     assert "citations/date=2026-11-23/part-0.parquet" in files
-    assert not [f for f in files if "/_" in f or f.startswith("_")]  # no temporary left
+    assert not [f for f in files if ".tmp-" in f]  # no temporary left
+    assert {f.split("/")[0] for f in files if f.startswith("_")} == {"_state"}  # the job's own
 
     page = (tmp_path / "out" / "pages" / "review-2026-11-24.html").read_text()
     assert page.count('<article class="item') == 6 and "To review (2)" in page
