@@ -147,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(tickets)
     add_cluster_options(tickets)
 
+    review = sub.add_parser("review", help="the review desk over a tickets output")
+    review_sub = review.add_subparsers(dest="review_command", required=True, parser_class=Parser)
+    serve = review_sub.add_parser("serve", help="decide review items and citations in a browser")
+    serve.add_argument("output", metavar="OUTPUT_URL", help="a tickets output folder or prefix")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (127.0.0.1: this machine only; set ANPR_REVIEW_TOKEN "
+        "before listening on another)",
+    )
+    serve.add_argument("--port", type=positive_int, default=8765, help="port (8765)")
+
     demo = sub.add_parser(
         "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"
     )

@@ -250,6 +250,20 @@ def table_row(name: str, kind: str, summary: dict, width: int) -> str:
     )
 
 
+def cmd_review(args) -> int:
+    """Exit status of ``anpr review serve``: serves the desk until interrupted."""
+    import uvicorn
+
+    from jobs.tickets.desk import TOKEN_ENV, create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(TOKEN_ENV):
+        raise UsageError(f"--host {args.host} opens the desk beyond this machine: set {TOKEN_ENV}")
+    app = create_app(args.output)
+    print(f"review desk for {args.output} at http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 COMMANDS = {
     "synth": cmd_synth,
     "train": cmd_train,
@@ -258,6 +272,7 @@ COMMANDS = {
     "recognize": cmd_recognize,
     "reprocess": cmd_reprocess,
     "tickets": cmd_tickets,
+    "review": cmd_review,
     "demo": cmd_demo,
 }
 

@@ -113,11 +113,15 @@ def shown_confidence(value: float, threshold: float) -> str:
 
 def confidence_text(item: PageItem) -> str:
     """The read's confidence against the threshold it needed: ``0.799 (< 0.8 needed)``."""
-    if item.confidence is None:
+    return confidence_against(item.confidence, item.min_confidence)
+
+
+def confidence_against(confidence: float | None, threshold: float) -> str:
+    """``confidence`` shown on its side of ``threshold``: ``0.799 (< 0.8 needed)``."""
+    if confidence is None:
         return "—"
-    threshold = item.min_confidence
-    side = "<" if np.float32(item.confidence) < np.float32(threshold) else "≥"
-    return f"{shown_confidence(item.confidence, threshold)} ({side} {threshold:g} needed)"
+    side = "<" if np.float32(confidence) < np.float32(threshold) else "≥"
+    return f"{shown_confidence(confidence, threshold)} ({side} {threshold:g} needed)"
 
 
 def night_counts(summary: dict) -> list[tuple[str, int]]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 from dataclasses import replace
 
 import cv2
 import numpy as np
-import pytest
 
 from anpr_core.config import load_region
 from anpr_core.synth import synth_crops
@@ -126,29 +124,6 @@ def test_thumbnails_of_large_crops_are_shrunk():
     image = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), 1)
     assert image.shape[1] <= THUMB_SIZE[0] and image.shape[0] <= THUMB_SIZE[1]
     assert thumbnail_uri(None) is None and thumbnail_uri(b"not a png") is None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """A headless chromium driven by selenium; skips when either is missing."""
-    webdriver = pytest.importorskip(
-        "selenium.webdriver", reason="selenium not installed (pip install selenium)"
-    )
-    from selenium.webdriver.chrome.service import Service
-
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not binary or not driver_path:
-        pytest.skip("no chromium/chromedriver: run .ci/install-browser.sh (Debian packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(driver_path))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def layout(driver) -> dict:
