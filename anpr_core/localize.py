@@ -34,12 +34,36 @@ SCHEMES = ("scales", "pyramid")
 # plate-sized blobs; in every development scene (US, EU, BR) it is 25 or more.
 MIN_TEXT_GRADIENT = 8.0
 
+# Scales (``plate_scales``), by the plate heights the region expects in the scene.
+SCALE_STEP = 1.6  # ratio of one scale's expected plate height to the next's
+MAX_SCALES = 5  # most scales a scene is searched at
+# Each scale is for plates this much taller than the low end of its step, so that plates over the
+# step come out about WORK_PLATE_HEIGHT high (24 to 38 px at the default step).
+SCALE_SHIFT = 1.25
+SMALL_SCENE_WIDTH = 1000  # scene width, in pixels, under which plates may be upsampled
+MAX_UPSAMPLE = 1.5  # most a small scene is upsampled, for its smallest plates
+PYRAMID_REACH = 1.2  # the pyramid halves until its last level is within this of the last scale
+
+# Text masks (``text_blobs``): kernels as (width, height) in plate heights at working scale.
+HAT_WIDTH, HAT_HEIGHT = 0.5, 0.2  # the hat's: it keeps marks narrower than it, such as characters
+# The gradient's Gaussian blur, in pixels; less on a halved mask, which the halving blurred.
+GRADIENT_BLUR, HALVED_GRADIENT_BLUR = 5, 3
+GRADIENT_CLOSE_WIDTH, GRADIENT_CLOSE_HEIGHT = 0.8, 0.15  # wide and low: joins a row's marks
+MASK_CLOSE_WIDTH, MASK_CLOSE_HEIGHT = 0.5, 0.3  # after the mask's opening, joins a plate's marks
+
+# Blobs that fit the region (``plate_blobs``) and the candidates kept of them.
+MIN_BLOB_HEIGHT = 4  # least height of a candidate's blob, in pixels at working scale
+BLOB_HEIGHT = 0.55  # blob height that fits size best, in WORK_PLATE_HEIGHTs (less fit either way)
+FIT_FLOOR = 0.5  # least factor a poor size or aspect fit scales a blob's score by: fill weighs most
+MAX_OVERLAP = 0.5  # IoU over which a candidate is the same plate as a better one, and dropped
+MAX_CANDIDATES = 10  # candidates ``localize_plates`` returns unless told (its callers here tell it)
+
 
 def plate_scales(
     shape: tuple[int, int],
     region: RegionConfig,
-    step: float = 1.6,
-    max_scales: int = 5,
+    step: float = SCALE_STEP,
+    max_scales: int = MAX_SCALES,
     halvings: bool = False,
 ) -> list[float]:
     """Resize factors that bring the region's expected plate heights to WORK_PLATE_HEIGHT.
@@ -54,16 +78,17 @@ def plate_scales(
     smallest = max(MIN_PLATE_HEIGHT, lo * width / region.plate_aspect)
     largest = max(smallest, hi * width / region.plate_aspect)
     scales = []
-    cap = 1.5 if width < 1000 else 1.0  # upsampling a small image is cheap; a large one is not
-    height = smallest * 1.25
-    while height <= largest * 1.25 and len(scales) < max_scales:
+    # upsampling a small image is cheap; a large one is not
+    cap = MAX_UPSAMPLE if width < SMALL_SCENE_WIDTH else 1.0
+    height = smallest * SCALE_SHIFT
+    while height <= largest * SCALE_SHIFT and len(scales) < max_scales:
         scales.append(min(cap, WORK_PLATE_HEIGHT / height))
         height *= step
     scales = sorted(set(scales), reverse=True) or [1.0]
     if not halvings:
         return scales
     levels = [scales[0]]
-    while levels[-1] > scales[-1] * 1.2:
+    while levels[-1] > scales[-1] * PYRAMID_REACH:
         levels.append(levels[-1] / 2)
     return levels
 
@@ -90,7 +115,7 @@ def text_blobs(
     """
     ph = WORK_PLATE_HEIGHT
     op = cv2.MORPH_BLACKHAT if polarity == "dark_on_light" else cv2.MORPH_TOPHAT
-    hat = cv2.morphologyEx(gray, op, _kernel(ph * 0.5, ph * 0.2))
+    hat = cv2.morphologyEx(gray, op, _kernel(ph * HAT_WIDTH, ph * HAT_HEIGHT))
     # 16-bit holds a 3x3 Sobel of 8-bit pixels exactly, in half the memory traffic of float
     sobel = cv2.Sobel(hat, cv2.CV_16S, 1, 0, ksize=3)
     low, high, _, _ = cv2.minMaxLoc(sobel)
@@ -107,13 +132,16 @@ def text_blobs(
     if halve:  # an area resize by exactly one half is a 2x2 mean, itself a blur
         grad = cv2.resize(grad, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
         ph /= 2
-    grad = cv2.GaussianBlur(grad, (3, 3) if halve else (5, 5), 0)
-    grad = cv2.morphologyEx(grad, cv2.MORPH_CLOSE, _kernel(ph * 0.8, ph * 0.15))
+    blur = HALVED_GRADIENT_BLUR if halve else GRADIENT_BLUR
+    grad = cv2.GaussianBlur(grad, (blur, blur), 0)
+    grad = cv2.morphologyEx(
+        grad, cv2.MORPH_CLOSE, _kernel(ph * GRADIENT_CLOSE_WIDTH, ph * GRADIENT_CLOSE_HEIGHT)
+    )
     level, mask = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     floor = min_gradient * 255.0 / peak
     if level < floor:
         _, mask = cv2.threshold(grad, floor, 255, cv2.THRESH_BINARY)
-    return open_then_close(mask, (_odd(ph * 0.5), _odd(ph * 0.3)))
+    return open_then_close(mask, (_odd(ph * MASK_CLOSE_WIDTH), _odd(ph * MASK_CLOSE_HEIGHT)))
 
 
 def open_then_close(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -213,7 +241,7 @@ def plate_blobs(
     plate_w = w * (1 + 2 * EXPAND_X) / scale
     aspect = plate_w / np.maximum(h * (1 + 2 * EXPAND_Y) / scale, 1e-9)
     fits = (
-        (h >= 4 * unit)
+        (h >= MIN_BLOB_HEIGHT * unit)
         & (lo_a <= aspect)
         & (aspect <= hi_a)
         & (lo_w * shape[1] <= plate_w)
@@ -223,9 +251,11 @@ def plate_blobs(
     found = []
     for i in np.flatnonzero(fits):
         fill = cv2.contourArea(contours[i]) / max(1.0, w[i] * h[i])
-        size_fit = math.exp(-abs(math.log(h[i] / (WORK_PLATE_HEIGHT * 0.55 * unit))))
+        size_fit = math.exp(-abs(math.log(h[i] / (WORK_PLATE_HEIGHT * BLOB_HEIGHT * unit))))
         aspect_fit = math.exp(-abs(math.log(aspect[i] / region.plate_aspect)))
-        score = fill * (0.5 + 0.5 * size_fit) * (0.5 + 0.5 * aspect_fit)
+        size_factor = FIT_FLOOR + (1 - FIT_FLOOR) * size_fit
+        aspect_factor = FIT_FLOOR + (1 - FIT_FLOOR) * aspect_fit
+        score = fill * size_factor * aspect_factor
         # the box of the corners as they come: ordering them repeats one at exactly 45 degrees
         corners = cv2.boxPoints(plate_rect(rects[i], scale, region.plate_aspect, (0.0, 0.0)))
         found.append(Blob(quad_box(corners, shape), float(score), rects[i], scale, polarity))
@@ -255,7 +285,7 @@ def best_apart(boxes: list[Box], scores: list[float], max_iou: float, limit: int
     return [order[i] for i in kept]
 
 
-def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidate]:
+def suppress(candidates: list[Candidate], max_iou: float = MAX_OVERLAP) -> list[Candidate]:
     """Candidates best first, dropping any that overlaps a better one by more than max_iou."""
     kept = best_apart(
         [c.box for c in candidates], [c.score for c in candidates], max_iou, len(candidates)
@@ -264,7 +294,10 @@ def suppress(candidates: list[Candidate], max_iou: float = 0.5) -> list[Candidat
 
 
 def localize_plates(
-    gray: np.ndarray, region: RegionConfig, max_candidates: int = 10, scheme: str = "pyramid"
+    gray: np.ndarray,
+    region: RegionConfig,
+    max_candidates: int = MAX_CANDIDATES,
+    scheme: str = "pyramid",
 ) -> list[Candidate]:
     """Plate candidates in a grey scene, best first, at most ``max_candidates``.
 
@@ -292,5 +325,5 @@ def localize_plates(
         for polarity in region.polarity:
             mask = text_blobs(small, polarity, halve=unit < 1, min_gradient=floor)
             found.extend(plate_blobs(mask, scale * unit, gray.shape, region, polarity, unit))
-    kept = best_apart([b.box for b in found], [b.score for b in found], 0.5, max_candidates)
+    kept = best_apart([b.box for b in found], [b.score for b in found], MAX_OVERLAP, max_candidates)
     return [found[i].candidate(region.plate_aspect) for i in kept]

@@ -18,8 +18,56 @@ from anpr_core.config import RegionConfig
 from anpr_core.records import Box, CharImage, Quad
 
 PLATE_HEIGHT = 80  # rows of a rectified plate: enough for 3-4 px strokes, small enough to be fast
+MIN_PLATE_WIDTH = 8  # least columns of a rectified plate, however thin its quad
+PLATE_MARGIN = 0.08  # a plate's margin around its characters, as a fraction of their span
+# Least height of a plate redrawn around characters, in heights of their row: keeps a tenth of
+# the row's height above and below it whatever the region's plate aspect.
+ROW_HEIGHT_ROOM = 1.2
+
+# Binarization: the contrast stretch, then the pipeline's fine local threshold (the first of
+# ``Settings.thresholds``), which keeps sharp characters apart.
+STRETCH_LOW, STRETCH_HIGH = 2, 98  # percentiles stretched to 0 and 255: the 2% beyond each clip
+BLOCK_FRACTION = 0.2  # threshold neighbourhood, in plate heights: spans a stroke, follows the light
+THRESHOLD_OFFSET = 30  # grey levels ink is past the local mean (darker, or lighter on dark plates)
+
+# Pieces that could be a character (``plausible_chars``), against their own height or the plate's
+# width; wider or narrower than the region's characters means against ``char_aspect_range``.
+TOUCHING_WIDTH = 2.2  # widest piece kept, in the region's widest characters (touching: split later)
+SOLID_BAR_ASPECT = 0.3  # width / height under which a piece may be all ink (a 1 or an I as a bar)
+MIN_FILL = 0.12  # ink fraction of its box under which a piece is too sparse for a character
+MAX_FILL = 0.85  # ink fraction over which a piece, unless a bar, is a block, band or sticker
+FRAME_EDGE_ASPECT = 0.25  # width / height under which a piece at a plate's side is its frame
+FRAME_SIDE = 0.04  # fraction of the plate's width, at either side, where such a piece is the frame
+NARROW_MIN_FILL = 0.5  # least ink fraction of a piece narrower than the region's characters (a bar)
+
+# The character row (``character_row``): boxes of similar height about one centre line, each box
+# in turn the seed that the others are measured against.
+ROW_MIN_HEIGHT, ROW_MAX_HEIGHT = 0.78, 1.28  # heights, in the seed's height, of boxes in its row
+ROW_MAX_OFFSET = 0.22  # farthest a row box's centre is from the seed's, in the seed's height
+MERGE_OVERLAP = 0.6  # overlap, in the narrower box's width, over which boxes are one character
+
+# Mending the row: ends dropped, broken characters joined, touching ones split.
+MIN_TRIM_ROW = 4  # fewest pieces of a row whose end pieces may be dropped (``drop_*_ends``)
+MIN_TYPICAL_GAP = 2.0  # least typical gap, in pixels: in a tightly packed row a few px are not far
 THIN_END_RATIO = 0.25  # width, in median piece widths, below which an end piece is a frame edge
+MIN_MEND_ROW = 3  # fewest pieces of a row whose median width may join or split pieces
+BROKEN_MAX_GAP = 2  # widest gap, in pixels, between two halves of a character cut at a junction
+BROKEN_PIECE_RATIO = 0.75  # width, in median piece widths, that both halves to be joined are under
+BROKEN_JOINED_RATIO = 1.25  # widest, in median piece widths, that two halves joined may be
+WIDE_RATIO = 1.6  # width, in median piece widths, over which a piece too wide for its height splits
 SPLIT_RATIO = 1.4  # width, in median piece widths, from which a piece may be touching characters
+CUT_REACH = 0.3  # farthest, in part widths, a cut moves off an equal division toward least ink
+
+# The character band and the frame around it.
+BAND_MIN_INK = 0.12  # ink fraction of a plate row under which it is never in the character band
+BAND_MEDIAN_INK = 0.5  # nor, on an inky plate, under this times the median row's ink
+BAND_MARGIN = 2  # rows kept above and below the band: some characters reach past its median edges
+FRAME_LINE_HEIGHT = 1.4  # band heights down a column from which straight ink is frame, not stroke
+FRAME_LINE_WIDTH = 2.5  # band heights along a row from which straight ink is frame (two characters)
+FRAME_LINE_GROWTH = 3  # side of the square the frame's runs grow by before erasure: no fringe stays
+LINE_MAX_ASPECT = 0.35  # width / height from which a piece is too wide to be a cut vertical line
+LINE_REACH = 0.35  # piece heights a line's ink runs on, above or below, past a piece it cut
+LINE_PAD = 2  # columns either side of a piece where its line may run on: rectified edges lean
 LOOSE_HEIGHT_FACTOR = 0.8  # least character height, against the region's, of a second look
 
 
@@ -29,7 +77,7 @@ def rectify_transform(quad: Quad, height: int = PLATE_HEIGHT) -> tuple[np.ndarra
     src = np.asarray(quad, dtype=np.float32)
     top, bottom, left, right = np.linalg.norm(src[[1, 2, 3, 2]] - src[[0, 3, 0, 1]], axis=1)
     aspect = max(top, bottom) / max(1.0, (left + right) / 2)
-    width = max(8, int(round(height * aspect)))
+    width = max(MIN_PLATE_WIDTH, int(round(height * aspect)))
     dst = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float32)
     return cv2.getPerspectiveTransform(src, dst), width
 
@@ -41,7 +89,7 @@ def rectify(gray: np.ndarray, quad: Quad, height: int = PLATE_HEIGHT) -> np.ndar
 
 
 def plate_around_chars(
-    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = 0.08
+    quad: Quad, char_boxes: list[Box], plate_aspect: float, margin: float = PLATE_MARGIN
 ) -> Quad:
     """The plate quadrilateral, in scene coordinates, around characters found in the
     rectified ``quad``: as wide as the characters plus ``margin`` on each side, as high as
@@ -52,7 +100,7 @@ def plate_around_chars(
     y0 = min(b[1] for b in char_boxes)
     y1 = max(b[1] + b[3] for b in char_boxes)
     width = (x1 - x0) * (1 + 2 * margin)
-    height = max(width / plate_aspect, (y1 - y0) * 1.2)
+    height = max(width / plate_aspect, (y1 - y0) * ROW_HEIGHT_ROOM)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     corners = np.array(
         [
@@ -67,7 +115,9 @@ def plate_around_chars(
     return tuple((float(x), float(y)) for x, y in scene)
 
 
-def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+def stretch_contrast(
+    plate: np.ndarray, low: float = STRETCH_LOW, high: float = STRETCH_HIGH
+) -> np.ndarray:
     """``plate`` with its ``low``..``high`` percentiles stretched to 0..255, so that a fixed
     threshold offset means the same on dim and bright plates."""
     counts = cv2.calcHist([plate], [0], None, [256], [0, 256]).ravel().astype(np.int64)
@@ -81,7 +131,12 @@ def stretch_contrast(plate: np.ndarray, low: float = 2, high: float = 98) -> np.
     return cv2.LUT(plate, table)
 
 
-def binarize(plate: np.ndarray, polarity: str, block_fraction: float = 0.2, offset: float = 30):
+def binarize(
+    plate: np.ndarray,
+    polarity: str,
+    block_fraction: float = BLOCK_FRACTION,
+    offset: float = THRESHOLD_OFFSET,
+):
     """Binary ink mask (255 = ink) of a grey plate, by a local-mean threshold.
 
     ``block_fraction`` sets the neighbourhood as a fraction of plate height: large enough to
@@ -120,17 +175,20 @@ def plausible_chars(
     for (x, y, w, h), area in components:
         if not lo_h * height <= h <= hi_h * height:
             continue
-        if w > hi_a * h * 2.2:  # may be touching characters; split later
+        if w > hi_a * h * TOUCHING_WIDTH:  # may be touching characters; split later
             continue
         fill = area / float(w * h)
-        thin = w < 0.3 * h  # a 1 or an I can be a solid bar
-        if fill < 0.12 or (fill > 0.85 and not thin):  # blocks, bands and stickers
+        thin = w < SOLID_BAR_ASPECT * h  # a 1 or an I can be a solid bar
+        if fill < MIN_FILL or (fill > MAX_FILL and not thin):  # blocks, bands and stickers
             continue
         if x <= 0 or x + w >= width:
             continue
-        if w < 0.25 * h and (x < 0.04 * width or x + w > 0.96 * width):  # the plate's frame
+        # the plate's frame
+        if w < FRAME_EDGE_ASPECT * h and (
+            x < FRAME_SIDE * width or x + w > (1 - FRAME_SIDE) * width
+        ):
             continue
-        if lo_a * h > w and fill < 0.5:
+        if lo_a * h > w and fill < NARROW_MIN_FILL:
             continue
         kept.append((x, y, w, h))
     return kept
@@ -145,7 +203,8 @@ def character_row(boxes: list[Box]) -> list[Box]:
         row = [
             b
             for b in boxes
-            if 0.78 * sh <= b[3] <= 1.28 * sh and abs(b[1] + b[3] / 2 - centre) <= 0.22 * sh
+            if ROW_MIN_HEIGHT * sh <= b[3] <= ROW_MAX_HEIGHT * sh
+            and abs(b[1] + b[3] / 2 - centre) <= ROW_MAX_OFFSET * sh
         ]
         area = sum(b[2] * b[3] for b in row)
         if len(row) > len(best) or (len(row) == len(best) and area > best_area):
@@ -160,7 +219,7 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
         if merged:
             x, y, w, h = merged[-1]
             overlap = x + w - box[0]
-            if overlap > 0.6 * min(w, box[2]):
+            if overlap > MERGE_OVERLAP * min(w, box[2]):
                 nx, ny = min(x, box[0]), min(y, box[1])
                 nr = max(x + w, box[0] + box[2])
                 nb = max(y + h, box[1] + box[3])
@@ -172,10 +231,10 @@ def merge_overlapping(boxes: list[Box]) -> list[Box]:
 
 def drop_distant_ends(boxes: list[Box], max_gap: float) -> list[Box]:
     """The row without end pieces farther than ``max_gap`` typical gaps from their neighbour."""
-    if max_gap <= 0 or len(boxes) < 4:
+    if max_gap <= 0 or len(boxes) < MIN_TRIM_ROW:
         return boxes
     gaps = [b[0] - (a[0] + a[2]) for a, b in zip(boxes, boxes[1:], strict=False)]
-    typical = max(2.0, float(median(gaps)))
+    typical = max(MIN_TYPICAL_GAP, float(median(gaps)))
     start = 1 if gaps[0] > max_gap * typical else 0
     end = len(boxes) - 1 if gaps[-1] > max_gap * typical else len(boxes)
     return boxes[start:end]
@@ -188,7 +247,7 @@ def drop_thin_ends(boxes: list[Box], min_ratio: float = THIN_END_RATIO) -> list[
     character band cut to character height (it reads as a 1, 0 or 4); the thinnest real 1s
     of the US development plates are a quarter of their plate's median width.
     """
-    if len(boxes) < 4:
+    if len(boxes) < MIN_TRIM_ROW:
         return boxes
     thin = min_ratio * float(median(b[2] for b in boxes))
     start = 1 if boxes[0][2] < thin else 0
@@ -196,10 +255,10 @@ def drop_thin_ends(boxes: list[Box], min_ratio: float = THIN_END_RATIO) -> list[
     return boxes[start:end]
 
 
-def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
+def join_broken(boxes: list[Box], max_gap: int = BROKEN_MAX_GAP) -> list[Box]:
     """Neighbouring narrow pieces that together make one character's width joined (a thin
     junction, as in K or R, can threshold away and cut a character in two)."""
-    if len(boxes) < 3:
+    if len(boxes) < MIN_MEND_ROW:
         return boxes
     typical = float(median(b[2] for b in boxes))
     joined = [boxes[0]]
@@ -207,8 +266,8 @@ def join_broken(boxes: list[Box], max_gap: int = 2) -> list[Box]:
         x, y, w, h = joined[-1]
         gap = box[0] - (x + w)
         width = box[0] + box[2] - x
-        narrow = max(w, box[2]) < 0.75 * typical
-        if gap <= max_gap and narrow and width <= 1.25 * typical:
+        narrow = max(w, box[2]) < BROKEN_PIECE_RATIO * typical
+        if gap <= max_gap and narrow and width <= BROKEN_JOINED_RATIO * typical:
             top, bottom = min(y, box[1]), max(y + h, box[1] + box[3])
             joined[-1] = (x, top, width, bottom - top)
         else:
@@ -224,7 +283,7 @@ def split_wide(boxes: list[Box], max_aspect: float) -> list[Box]:
     result = []
     for x, y, w, h in boxes:
         parts = int(round(w / max(typical, 1.0)))
-        if w > max_aspect * h and w > 1.6 * typical and parts >= 2:
+        if w > max_aspect * h and w > WIDE_RATIO * typical and parts >= 2:
             step = w / parts
             result.extend((int(x + i * step), y, int(step), h) for i in range(parts))
         else:
@@ -255,7 +314,7 @@ def band_from_profile(binary: np.ndarray, region: RegionConfig) -> tuple[int, in
     """The tallest run of rows with ink across much of the plate: where the characters are."""
     height = binary.shape[0]
     ink = (binary > 0).mean(axis=1)
-    rows = ink > max(0.12, 0.5 * float(np.median(ink)))
+    rows = ink > max(BAND_MIN_INK, BAND_MEDIAN_INK * float(np.median(ink)))
     best, start = None, None
     for i, on in enumerate([*rows.tolist(), False]):
         if on and start is None:
@@ -281,7 +340,9 @@ def row_of(
     return character_row(merge_overlapping(plausible_chars(components, shape, region)))
 
 
-def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> np.ndarray:
+def clip_to_band(
+    binary: np.ndarray, band: tuple[int, int], margin: int = BAND_MARGIN
+) -> np.ndarray:
     """``binary`` with the rows above and below ``band`` cleared.
 
     Characters often touch a state name, a slogan or the frame; cutting those rows away
@@ -294,7 +355,10 @@ def clip_to_band(binary: np.ndarray, band: tuple[int, int], margin: int = 2) -> 
 
 
 def erase_frame_lines(
-    binary: np.ndarray, band: tuple[int, int], vertical: float = 1.4, horizontal: float = 2.5
+    binary: np.ndarray,
+    band: tuple[int, int],
+    vertical: float = FRAME_LINE_HEIGHT,
+    horizontal: float = FRAME_LINE_WIDTH,
 ) -> np.ndarray:
     """``binary`` without straight runs of ink too long to belong to one character.
 
@@ -313,11 +377,13 @@ def erase_frame_lines(
             runs |= cv2.morphologyEx(binary, cv2.MORPH_OPEN, element)
     if not runs.any():
         return binary
-    runs = cv2.dilate(runs, np.ones((3, 3), np.uint8))
+    runs = cv2.dilate(runs, np.ones((FRAME_LINE_GROWTH, FRAME_LINE_GROWTH), np.uint8))
     return cv2.bitwise_and(binary, cv2.bitwise_not(runs))
 
 
-def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35, pad: int = 2) -> bool:
+def is_vertical_line(
+    binary: np.ndarray, box: Box, reach: float = LINE_REACH, pad: int = LINE_PAD
+) -> bool:
     """Whether a thin piece is a cut of a longer vertical line: a frame edge or a bolt strip.
 
     Cutting the plate to the character band makes a frame edge look like a 1; in the uncut
@@ -325,7 +391,7 @@ def is_vertical_line(binary: np.ndarray, box: Box, reach: float = 0.35, pad: int
     columns or ``pad`` columns to either side (a rectified frame edge leans a little).
     """
     x, y, w, h = box
-    if w >= 0.35 * h:
+    if w >= LINE_MAX_ASPECT * h:
         return False
     columns = binary[:, max(0, x - pad) : x + w + pad].max(axis=1) > 0
     extra = int(reach * h)
@@ -359,7 +425,7 @@ def split_at_ink(binary: np.ndarray, box: Box, parts: int) -> list[Box]:
     each piece shrunk to its ink (a piece without ink is left out)."""
     x, y, w, h = box
     step = w / parts
-    cuts = [x] + [ink_cut(binary, box, x + i * step, 0.3 * step) for i in range(1, parts)]
+    cuts = [x] + [ink_cut(binary, box, x + i * step, CUT_REACH * step) for i in range(1, parts)]
     cuts.append(x + w)
     pieces = [ink_box(binary, (a, y, b - a, h)) for a, b in zip(cuts, cuts[1:], strict=False)]
     return [p for p in pieces if p is not None]
@@ -376,7 +442,7 @@ def split_touching(
     characters (M, W) on a plate of narrow ones: width alone cannot tell them apart, so this
     is an alternative cut for the classifier to judge, not a replacement.
     """
-    if len(boxes) < 3:
+    if len(boxes) < MIN_MEND_ROW:
         return None
     typical = max(1.0, float(median(b[2] for b in boxes)))
     if all(b[2] <= min_ratio * typical for b in boxes):
@@ -394,8 +460,8 @@ def segment_plate(
     plate: np.ndarray,
     region: RegionConfig,
     polarity: str = "dark_on_light",
-    block_fraction: float = 0.2,
-    offset: float = 30,
+    block_fraction: float = BLOCK_FRACTION,
+    offset: float = THRESHOLD_OFFSET,
 ) -> list[CharImage]:
     """Characters of a rectified grey plate, left to right (empty when none are found)."""
     return segment_plate_cuts(plate, region, polarity, block_fraction, offset)[0]
@@ -405,8 +471,8 @@ def segment_plate_cuts(
     plate: np.ndarray,
     region: RegionConfig,
     polarity: str = "dark_on_light",
-    block_fraction: float = 0.2,
-    offset: float = 30,
+    block_fraction: float = BLOCK_FRACTION,
+    offset: float = THRESHOLD_OFFSET,
     split: bool = False,
 ) -> list[list[CharImage]]:
     """Ways to cut a rectified grey plate into characters, left to right: the plate's pieces
@@ -424,8 +490,8 @@ def plate_boxes(
     plate: np.ndarray,
     region: RegionConfig,
     polarity: str = "dark_on_light",
-    block_fraction: float = 0.2,
-    offset: float = 30,
+    block_fraction: float = BLOCK_FRACTION,
+    offset: float = THRESHOLD_OFFSET,
 ) -> tuple[np.ndarray, list[Box]]:
     """The binary plate the characters are cut from and their boxes, left to right.
 
