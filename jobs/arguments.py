@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 
@@ -158,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         "before listening on another)",
     )
     serve.add_argument("--port", type=positive_int, default=8765, help="port (8765)")
+    labels = review_sub.add_parser(
+        "labels", help="confirmed and corrected reads as a labeled scenes folder to train on"
+    )
+    labels.add_argument("output", metavar="OUTPUT_URL", help="a tickets output folder or prefix")
+    labels.add_argument("out_dir", type=Path, metavar="DIR", help="the labeled folder to write")
+    labels.add_argument(
+        "--since", type=date.fromisoformat, metavar="YYYY-MM-DD", help="nights from this one on"
+    )
 
     demo = sub.add_parser(
         "demo", help="synthesize an archive, train, reprocess it on Dask, end to end"

@@ -251,7 +251,15 @@ def table_row(name: str, kind: str, summary: dict, width: int) -> str:
 
 
 def cmd_review(args) -> int:
-    """Exit status of ``anpr review serve``: serves the desk until interrupted."""
+    """Exit status of ``anpr review serve`` (serves the desk until interrupted) and ``anpr
+    review labels``."""
+    if args.review_command == "labels":
+        from jobs.tickets.labels import write_labels
+
+        found = write_labels(args.output, args.out_dir, args.since)
+        skipped = ", ".join(f"{n} {why}" for why, n in found["skipped"].items() if n) or "none"
+        print(f"{found['labeled']} reviewed scenes in {args.out_dir} (skipped: {skipped})")
+        return 0
     import uvicorn
 
     from jobs.tickets.desk import TOKEN_ENV, create_app

@@ -5,6 +5,7 @@ version says exactly what it learned from."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
@@ -77,8 +78,18 @@ def folder_lines(folder: Folder) -> list[str]:
     return sorted(lines)
 
 
+REVIEW_MANIFEST = "reviews.json"  # written by `anpr review labels` beside reviewed scenes
+
+
+def review_manifest(folder: Path) -> dict | None:
+    """What ``anpr review labels`` says of a folder it wrote, or None for any other folder."""
+    path = folder / REVIEW_MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def data_fingerprint(folders: Sequence[Folder]) -> dict:
-    """File counts and ``data_sha256``: which data a model saw.
+    """File counts, ``data_sha256`` and the folders of reviewers' labels: which data a
+    model saw.
 
     The hash covers, folder by folder in the order given, each image's path relative to its
     folder, its size, the sha256 of its bytes and its labels; so the same data in another
@@ -93,6 +104,12 @@ def data_fingerprint(folders: Sequence[Folder]) -> dict:
         "data_holdout_files": sum(len(f.test) for f in folders),
         "data_sha256": digest.hexdigest(),
         "data_dirs": [str(f.path.resolve()) for f in folders],
+        # folders of reviewers' labels: the version learned from reviews
+        "from_reviews": {
+            str(f.path.resolve()): manifest
+            for f in folders
+            if (manifest := review_manifest(f.path)) is not None
+        },
     }
 
 

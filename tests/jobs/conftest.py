@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from support import forget_tracking_uri, quick_training, store_uri
 
+from anpr_core.config import load_region
 from jobs import cli
+from jobs.synthdata import write_scenes
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +78,18 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+ARCHIVE_SCENES = 6  # the scenes of the `scenes` fixture
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> list[dict]:
+    """Synthetic scenes on disk: ``key`` (absolute path), true ``plate`` and ``box``."""
+    folder = tmp_path_factory.mktemp("archive") / "cam1" / "2026" / "11" / "24"
+    found = []
+    for path in write_scenes(folder, ARCHIVE_SCENES, seed=7, region=load_region("us")):
+        fields = path.with_suffix(".txt").read_text().split("\t")
+        box = tuple(int(v) for v in fields[1:5])
+        found.append({"key": str(path), "plate": fields[5].strip(), "box": box})
+    return found

@@ -160,3 +160,34 @@ def test_the_desk_and_the_job_publish_the_same_night(tmp_path):
     assert outputs() == by_desk
     with pytest.raises(FileNotFoundError, match="no tickets run for 2026-11-25"):
         publish_night(fs, root, "2026-11-25")
+
+
+def test_reviewed_reads_become_a_labeled_folder_to_train_on(tmp_path, scenes, workdir, anpr):
+    from anpr_core.datasets import read_labeled
+    from jobs.train import train
+
+    hours = [NOON + timedelta(hours=i) for i in range(len(scenes))]
+    events = [event(f"e{i}", s["key"], 80, at=hours[i]) for i, s in enumerate(scenes)]
+    wrong = [s["plate"][:-1] + ("0" if s["plate"][-1] != "0" else "1") for s in scenes]
+    reads = [
+        read_row(s["key"], wrong[i] if i % 2 else s["plate"], confidence=0.3, box=s["box"])
+        for i, s in enumerate(scenes)
+    ]
+    run(tmp_path, events, reads)
+    for row in output(tmp_path, "review"):
+        i = int(row["event_id"][1:])
+        if i % 2:
+            decide(tmp_path, "review", row, "correct", plate=scenes[i]["plate"])
+        elif i < 4:
+            decide(tmp_path, "review", row, "confirm")
+        else:
+            decide(tmp_path, "review", row, "unreadable")
+    labels = tmp_path / "reviewed"
+    status, out, _ = anpr("review", "labels", tmp_path / "out", labels, "--since", "2026-11-24")
+    expected = {s["plate"]: s["box"] for i, s in enumerate(scenes) if i % 2 or i < 4}
+    assert status == 0 and out.startswith(f"{len(expected)} reviewed scenes")
+    items = read_labeled(labels)
+    assert {item.text: item.plates[0][0] for item in items} == expected
+    result = train([labels], "us")
+    assert result.data["from_reviews"][str(labels.resolve())]["labeled"] == len(expected)
+    assert result.data["from_reviews"][str(labels.resolve())]["reviewers"] == ["ana"]

@@ -18,29 +18,15 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from anpr_core.config import load_region
 from jobs import tickets
 from jobs.cluster import image_reader
 from jobs.storage import NULL_PARTITION, READS_SCHEMA
-from jobs.synthdata import write_scenes
 
 DAY = date(2026, 11, 24)
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 N_SCENES = 6
 OUTCOME_COUNTS = ("outside_night", "rejected_rows", "not_speeding", "citations", "duplicates")
 REVIEWED_COUNTS = ("voided", "dismissed")
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory) -> list[dict]:
-    """Synthetic scenes on disk: ``key`` (absolute path), true ``plate`` and ``box``."""
-    folder = tmp_path_factory.mktemp("archive") / "cam1" / "2026" / "11" / "24"
-    found = []
-    for path in write_scenes(folder, N_SCENES, seed=7, region=load_region("us")):
-        fields = path.with_suffix(".txt").read_text().split("\t")
-        box = tuple(int(v) for v in fields[1:5])
-        found.append({"key": str(path), "plate": fields[5].strip(), "box": box})
-    return found
 
 
 def read_row(key: str, plate="ABC1234", confidence=0.95, pattern="@@@####", status="ok", box=None):
