@@ -216,15 +216,14 @@ def test_with_a_token_every_request_needs_it(night):
         server.stop()
 
 
-def test_the_keyboard_confirms_and_corrects_in_a_browser(desk, night, browser):
+def test_the_keyboard_decides_a_night_in_a_browser(desk, night, browser):
+    """Confirm and correct with the keyboard, void a citation, reload: every decision shows
+    and the outputs hold them, at phone and desktop width."""
+    import cv2
+    import numpy as np
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-
-    browser.set_window_size(390, 844)  # a phone
-    browser.get(desk.url + "/")
-    browser.find_element(By.NAME, "reviewer").send_keys("ana" + Keys.ENTER)
-    browser.get(f"{desk.url}/night/{NIGHT}")
 
     def shown(text: str) -> None:
         deadline = time.monotonic() + 15
@@ -232,17 +231,44 @@ def test_the_keyboard_confirms_and_corrects_in_a_browser(desk, night, browser):
             time.sleep(0.1)
         assert text in browser.page_source
 
+    def typed(*keys) -> None:  # to the focused element, as typed: no click anywhere
+        ActionChains(browser).send_keys(*keys).perform()
+
+    browser.set_window_size(390, 844)  # a phone
+    browser.get(desk.url + "/")
+    browser.find_element(By.NAME, "reviewer").send_keys("ana" + Keys.ENTER)
+    browser.get(f"{desk.url}/night/{NIGHT}")
     shown("2</b> left to review of 2")
-    keys = ActionChains(browser)  # keys to the focused item, as typed: no click anywhere
-    keys.send_keys(Keys.ENTER).perform()  # confirms the likeliest right read: e2
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 390  # nothing wider than the phone
+    typed(Keys.ENTER)  # confirms the likeliest right read: e2
     shown("1</b> left to review of 1")
-    ActionChains(browser).send_keys("c").perform()  # into the next item's plate field
-    ActionChains(browser).send_keys("DDD4449", Keys.ENTER).perform()
+    typed("c")  # into the next item's plate field
+    typed("DDD4449", Keys.ENTER)
     shown("0</b> left to review of 0")
+    voided = by_event(output(night.parent, "citations"))["e1"]["citation_id"]
+    field = browser.find_element(By.CSS_SELECTOR, f'#c-{voided} input[name="reason"]')
+    field.send_keys("wrong vehicle in frame" + Keys.ENTER)
+    shown("1 voided")
+    browser.refresh()
+    shown("decided: void the citation by ana")
+    assert browser.page_source.count("decided: ") == 3
+
     assert [(r.event_id, r.decision) for r in log_of(night)] == [
         ("e2", "confirm"),
         ("e3", "correct"),
+        ("e1", "void"),
     ]
-    assert by_event(output(night.parent, "citations"))["e3"]["plate"] == "DDD4449"
-    width = browser.execute_script("return document.documentElement.scrollWidth")
-    assert width <= 390  # nothing wider than the phone
+    cited = by_event(output(night.parent, "citations"))
+    assert set(cited) == {"e0", "e2", "e3"} and cited["e3"]["plate"] == "DDD4449"
+    assert by_event(output(night.parent, "voided"))["e1"]["reason"] == "wrong vehicle in frame"
+    for size in ((390, 844), (1280, 900)):
+        browser.set_window_size(*size)
+        png = browser.get_screenshot_as_png()
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None and image.std() > 10  # drawn, not blank
+        visible = browser.execute_script(
+            "return [...document.querySelectorAll('article.item')]"
+            ".filter(a => a.getBoundingClientRect().width > 0).length"
+        )
+        assert visible == 4  # the three citations and the voided one; nothing left to review
