@@ -12,10 +12,11 @@ from anpr_core.config import RegionConfig
 from anpr_core.metrics import (
     TRUST_THRESHOLDS,
     at_threshold,
-    char_accuracy,
     citation_confidence,
     detected,
     expected_calibration_error,
+    mean_char_accuracy,
+    plate_accuracy,
 )
 from anpr_core.pipeline import Recognition, Settings, StageTimer, analyze, whole_image_candidate
 from anpr_core.records import Box
@@ -88,10 +89,11 @@ def summarize(
     results = list(results)
     n = len(results)
     scenes = [r for r in results if r.detected is not None]
+    reads, labels = [r.read for r in results], [r.label for r in results]
     return {
         "n_images": n,
-        "plate_accuracy": sum(r.read == r.label for r in results) / n if n else 0.0,
-        "char_accuracy": sum(char_accuracy(r.read, r.label) for r in results) / n if n else 0.0,
+        "plate_accuracy": plate_accuracy(reads, labels),
+        "char_accuracy": mean_char_accuracy(reads, labels),
         "detection_recall": sum(r.detected for r in scenes) / len(scenes) if scenes else None,
         "ms_per_image": sum(r.elapsed_ms for r in results) / n if n else 0.0,
         **trust(results, citation_thresholds),

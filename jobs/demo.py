@@ -18,7 +18,7 @@ from pathlib import Path
 
 from anpr_core import datasets
 from anpr_core.config import load_region
-from anpr_core.metrics import char_accuracy
+from anpr_core.metrics import mean_char_accuracy, plate_accuracy
 from jobs.cluster import ClusterOptions, image_reader
 from jobs.models import load_recognizer
 from jobs.progress import ProgressBar
@@ -69,12 +69,12 @@ def archive_accuracy(reads_dir: Path, archive_dir: Path, archive: list[ArchivedI
         columns=["image_key", "plate"]
     )
     read = {row["image_key"]: row["plate"] or "" for row in table.to_pylist()}
-    plates = [(read.get(str(archive_dir / image.key), ""), image.plate) for image in archive]
-    n = max(len(plates), 1)
+    reads = [read.get(str(archive_dir / image.key), "") for image in archive]
+    labels = [image.plate for image in archive]
     return {
-        "images": len(plates),
-        "plate_accuracy": sum(text == truth for text, truth in plates) / n,
-        "char_accuracy": sum(char_accuracy(text, truth) for text, truth in plates) / n,
+        "images": len(labels),
+        "plate_accuracy": plate_accuracy(reads, labels),
+        "char_accuracy": mean_char_accuracy(reads, labels),
     }
 
 

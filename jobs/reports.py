@@ -25,7 +25,7 @@ from anpr_core.metrics import (
     expected_calibration_error,
     reliability_bins,
 )
-from jobs.storage import load_image
+from jobs.storage import crop_around, load_image
 
 REJECT_LABEL = "rej"  # how the reject class ("not a character") is shown
 GALLERY_SIZE = 12
@@ -121,13 +121,7 @@ def plate_crop(item: LabeledImage) -> np.ndarray | None:
     except ImageError:
         return None
     box = item.plates[0][0]
-    if box is None:
-        return image
-    x, y, w, h = box
-    dx, dy = int(w * CROP_MARGIN), int(h * CROP_MARGIN)
-    rows, cols = image.shape[:2]
-    crop = image[max(0, y - dy) : min(rows, y + h + dy), max(0, x - dx) : min(cols, x + w + dx)]
-    return crop if crop.size else None
+    return image if box is None else crop_around(image, box, CROP_MARGIN)
 
 
 def shown(char: str) -> str:

@@ -225,3 +225,16 @@ def parse_offset(text) -> timezone | None:
         return None
     sign = 1 if match.group(1) == "+" else -1
     return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
+
+
+def crop_around(image: np.ndarray, box, margin: float) -> np.ndarray | None:
+    """The part of ``image`` in ``box`` (x, y, w, h) grown by ``margin`` of its size on each
+    side, clipped to the image; None when nothing of the box is in the image."""
+    x, y, w, h = box
+    mx, my = round(w * margin), round(h * margin)
+    height, width = image.shape[:2]
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(width, x + w + mx), min(height, y + h + my)
+    if w <= 0 or h <= 0 or x1 <= x0 or y1 <= y0:
+        return None
+    return image[y0:y1, x0:x1]

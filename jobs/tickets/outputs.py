@@ -14,6 +14,7 @@ import pyarrow as pa
 from anpr_core.errors import ImageError
 from jobs.storage import (
     READS_SCHEMA,
+    crop_around,
     fetch_one,
     load_image,
     remove_all,
@@ -103,20 +104,14 @@ REJECTED_SCHEMA = _rejected_schema()
 
 def crop_image(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
     """The plate in ``box`` with a margin, or the whole scene shrunk when there is no box."""
-    if box is None or box[2] <= 0 or box[3] <= 0:
-        height, width = image.shape[:2]
-        if width <= SCENE_CROP_WIDTH:
-            return image
-        size = (SCENE_CROP_WIDTH, max(1, round(height * SCENE_CROP_WIDTH / width)))
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    x, y, w, h = box
-    mx, my = round(w * CROP_MARGIN), round(h * CROP_MARGIN)
+    crop = None if box is None else crop_around(image, box, CROP_MARGIN)
+    if crop is not None:
+        return crop
     height, width = image.shape[:2]
-    x0, y0 = max(0, x - mx), max(0, y - my)
-    x1, y1 = min(width, x + w + mx), min(height, y + h + my)
-    if x1 <= x0 or y1 <= y0:
-        return crop_image(image, None)
-    return image[y0:y1, x0:x1]
+    if width <= SCENE_CROP_WIDTH:
+        return image
+    size = (SCENE_CROP_WIDTH, max(1, round(height * SCENE_CROP_WIDTH / width)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def crop_png(image_key: str, box) -> bytes | None:
