@@ -18,6 +18,30 @@ REGIONS_DIR = Path(__file__).parent / "regions"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LETTERS = ALPHABET[10:]
 DIGITS = ALPHABET[:10]
+# The plate painters of anpr_core.synth, by style; "plain" is for regions without a style.
+PLATE_STYLES = ("plain", "us", "eu", "br")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What the synthesizer draws for a region: scene size, plate size in it, plate style.
+
+    The ``[synth]`` table of a region file; a region without one gets these defaults.
+    """
+
+    scene_size: tuple[int, int] = (960, 720)  # (width, height) of a scene in pixels
+    plate_width_fraction: tuple[float, float] = (0.15, 0.30)  # plate width / scene width
+    plate_style: str = "plain"  # one of PLATE_STYLES
+
+    @classmethod
+    def from_dict(cls, data: dict, region: str = "?") -> SynthConfig:
+        """The config described by ``data`` (the ``[synth]`` table of region ``region``)."""
+        if not isinstance(data, dict):
+            raise RegionError(f"region {region}: [synth] must be a table, got {data!r}")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise RegionError(f"region {region}: unknown keys in [synth] {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,7 @@ class RegionConfig:
     # An end piece farther from its neighbour than this many typical gaps is not a character
     # (e.g. the blue country band of EU plates); 0 keeps every piece.
     max_end_gap: float = 0.0
+    synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
         for polarity in self.polarity:
@@ -51,10 +76,11 @@ class RegionConfig:
             raise RegionError(f"region {self.name}: pattern_weight must be in (0, 1]")
         for pattern in self.patterns:
             pattern_slots(pattern)
+        _check_synth(self.name, self.synth)
 
     def to_dict(self) -> dict:
         """Plain-data form (lists, not tuples), for logging next to a model."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        return _plain(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> RegionConfig:
@@ -66,7 +92,50 @@ class RegionConfig:
         if "name" not in data:
             raise RegionError("region file has no 'name'")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        if not isinstance(values.get("synth", SynthConfig()), SynthConfig):
+            values["synth"] = SynthConfig.from_dict(values["synth"], data["name"])
         return cls(**values)
+
+
+def _check_synth(region: str, synth: SynthConfig) -> None:
+    """Raise RegionError unless ``synth`` is a SynthConfig the synthesizer can draw."""
+    if not isinstance(synth, SynthConfig):
+        raise RegionError(f"region {region}: synth must be a SynthConfig, got {synth!r}")
+    if synth.plate_style not in PLATE_STYLES:
+        raise RegionError(
+            f"region {region}: unknown plate_style {synth.plate_style!r} in [synth]:"
+            f" choose one of {', '.join(PLATE_STYLES)}"
+        )
+    size = synth.scene_size
+    if not (
+        isinstance(size, tuple)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise RegionError(
+            f"region {region}: scene_size in [synth] must be [width, height] in whole pixels,"
+            f" got {size!r}"
+        )
+    fraction = synth.plate_width_fraction
+    if not (
+        isinstance(fraction, tuple)
+        and len(fraction) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in fraction)
+        and 0.0 < fraction[0] <= fraction[1] <= 1.0
+    ):
+        raise RegionError(
+            f"region {region}: plate_width_fraction in [synth] must be [low, high]"
+            f" with 0 < low <= high <= 1, got {fraction!r}"
+        )
+
+
+def _plain(value):
+    """``value`` with tuples turned into lists, at any depth (for JSON and YAML)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def available_regions() -> list[str]:

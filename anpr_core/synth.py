@@ -3,8 +3,10 @@
 Everything is drawn from the ``numpy.random.Generator`` passed in, so one seed gives the same
 arrays byte for byte; nothing is downloaded or written. Characters use the FreeType font that
 ships inside Pillow (``ImageFont.load_default(size=...)``), made bold with a stroke and
-condensed to fit the plate. Plate styles follow the region's name (``us``, ``eu``, ``br``);
-any other region gets a plain white plate of its ``plate_aspect``.
+condensed to fit the plate. What is drawn for a region (scene size, plate size in the scene,
+plate style ``us``, ``eu``, ``br`` or ``plain``) comes from its ``[synth]`` table
+(``RegionConfig.synth``); a region without one gets a plain white plate of its
+``plate_aspect``.
 
 Examples
 --------
@@ -39,13 +41,6 @@ MIN_SCENE_CHAR_PX = 17  # character height in a scene before perspective jitter
 CORNER_JITTER = 0.08  # corner displacement / plate height
 MAX_ROTATION_DEG = 6.0
 MAX_BLUR_SIGMA = 1.2
-
-SCENE_SIZES = MappingProxyType({"us": (960, 540), "eu": (800, 600), "br": (1024, 768)})
-PLATE_WIDTH_FRACTIONS = MappingProxyType(
-    {"us": (0.10, 0.22), "eu": (0.18, 0.35), "br": (0.18, 0.35)}
-)
-DEFAULT_SCENE_SIZE = (960, 720)
-DEFAULT_PLATE_WIDTH_FRACTION = (0.15, 0.30)
 
 US_STATES = (
     "CALIFORNIA", "TEXAS", "NEW YORK", "FLORIDA", "OHIO", "ILLINOIS", "GEORGIA", "ARIZONA",
@@ -136,19 +131,10 @@ def synth_plate(
         text = random_plate_text(rng, region)
     if not text or any(c not in ALPHABET for c in text):
         raise ValueError(f"plate text must be non-empty A-Z0-9, got {text!r}")
-    canvas, area = _plate_painter(region.name)(rng, region, text)
+    canvas, area = PLATE_PAINTERS[region.synth.plate_style](rng, region, text)
     boxes = _draw_chars(rng, canvas, text, area, region.char_aspect_range)
     image = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
     return SynthPlate(image=image, text=text, char_boxes=boxes)
-
-
-def _plate_painter(
-    name: str,
-) -> Callable[[np.random.Generator, RegionConfig, str], tuple[np.ndarray, _TextArea]]:
-    """The function that paints the plate background of region ``name``."""
-    return {"us": _paint_us_plate, "eu": _paint_eu_plate, "br": _paint_br_plate}.get(
-        name, _paint_plain_plate
-    )
 
 
 def _paint_us_plate(
@@ -281,6 +267,21 @@ def _paint_plain_plate(
         center_y=h * rng.uniform(0.48, 0.52),
     )
     return canvas, area
+
+
+PlatePainter = Callable[[np.random.Generator, RegionConfig, str], tuple[np.ndarray, _TextArea]]
+
+# The painters of plate backgrounds by style (RegionConfig.synth.plate_style; the names are
+# config.PLATE_STYLES, so that an unknown style is refused when a region loads): each returns
+# the float32 canvas and where its characters go.
+PLATE_PAINTERS: MappingProxyType[str, PlatePainter] = MappingProxyType(
+    {
+        "plain": _paint_plain_plate,
+        "us": _paint_us_plate,
+        "eu": _paint_eu_plate,
+        "br": _paint_br_plate,
+    }
+)
 
 
 def _plate_background(
@@ -512,10 +513,11 @@ def synth_scene(
 ) -> SynthScene:
     """A BGR scene of a car front carrying one plate of the region, with its box and quad.
 
-    ``size`` is (width, height); the default depends on the region. The plate is warped in with
-    a mild perspective and rotation, then the whole scene is blurred, relit and made noisy.
+    ``size`` is (width, height); the default is the region's ``synth.scene_size``. The plate is
+    warped in with a mild perspective and rotation, then the whole scene is blurred, relit and
+    made noisy.
     """
-    width, height = size if size is not None else SCENE_SIZES.get(region.name, DEFAULT_SCENE_SIZE)
+    width, height = size if size is not None else region.synth.scene_size
     plate = synth_plate(rng, region)
     quad = _plate_quad(rng, region, plate, width, height)
     scene = _paint_backdrop(rng, width, height)
@@ -551,7 +553,7 @@ def _plate_quad(
 ) -> np.ndarray:
     """The plate's 4 corners in the scene (float, clockwise from top-left), inside the image."""
     plate_h, plate_w = plate.image.shape[:2]
-    low, high = PLATE_WIDTH_FRACTIONS.get(region.name, DEFAULT_PLATE_WIDTH_FRACTION)
+    low, high = region.synth.plate_width_fraction
     char_h = min(b[3] for b in plate.char_boxes)
     pw = max(width * rng.uniform(low, high), MIN_SCENE_CHAR_PX * plate_w / char_h)
     pw = min(pw, 0.9 * width, 0.8 * height * plate_w / plate_h)

@@ -1,7 +1,9 @@
 import pytest
 
 from anpr_core.config import (
+    PLATE_STYLES,
     RegionConfig,
+    SynthConfig,
     available_regions,
     load_region,
     matching_pattern,
@@ -55,3 +57,74 @@ def test_bad_pattern_is_refused():
 def test_round_trip_through_dict():
     region = load_region("br")
     assert RegionConfig.from_dict(region.to_dict()) == region
+
+
+def test_shipped_regions_say_what_the_synthesizer_draws():
+    us, eu, br = (load_region(name).synth for name in ("us", "eu", "br"))
+    assert us == SynthConfig((960, 540), (0.10, 0.22), "us")
+    assert eu == SynthConfig((800, 600), (0.18, 0.35), "eu")
+    assert br.plate_style == "br" and br.scene_size == (1024, 768)
+
+
+def test_region_file_without_synth_table_gets_the_defaults(tmp_path):
+    path = tmp_path / "nl.toml"
+    path.write_text('name = "nl"\nplate_aspect = 4.7\n')
+    assert load_region(path).synth == SynthConfig()
+    assert SynthConfig() == SynthConfig((960, 720), (0.15, 0.30), "plain")
+
+
+def test_synth_table_of_a_user_region_file(tmp_path):
+    path = tmp_path / "nl.toml"
+    path.write_text('name = "nl"\n[synth]\nscene_size = [640, 480]\nplate_style = "eu"\n')
+    synth = load_region(path).synth
+    assert synth == SynthConfig(scene_size=(640, 480), plate_style="eu")
+
+
+def test_unknown_plate_style_is_refused_with_the_choices(tmp_path):
+    path = tmp_path / "nl.toml"
+    path.write_text('name = "nl"\n[synth]\nplate_style = "dutch"\n')
+    with pytest.raises(RegionError, match="region nl: unknown plate_style 'dutch'.*plain, us"):
+        load_region(path)
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("scene_size = [640]", "scene_size"),
+        ("scene_size = [640.5, 480]", "scene_size"),
+        ("plate_width_fraction = [0.3, 0.2]", "plate_width_fraction"),
+        ("plate_width_fraction = [0.0, 0.2]", "plate_width_fraction"),
+        ("plate_widht_fraction = [0.1, 0.2]", "unknown keys in \\[synth\\]"),
+    ],
+)
+def test_bad_synth_table_is_refused(tmp_path, table, message):
+    path = tmp_path / "nl.toml"
+    path.write_text(f'name = "nl"\n[synth]\n{table}\n')
+    with pytest.raises(RegionError, match=message):
+        load_region(path)
+
+
+def test_synth_round_trips_through_plain_data():
+    region = load_region("us")
+    stored = region.to_dict()
+    assert stored["synth"] == {
+        "scene_size": [960, 540],
+        "plate_width_fraction": [0.10, 0.22],
+        "plate_style": "us",
+    }
+    assert RegionConfig.from_dict(stored) == region
+    assert RegionConfig.from_dict(stored).synth.scene_size == (960, 540)
+
+
+def test_region_stored_before_the_synth_fields_still_loads():
+    stored = load_region("eu").to_dict()
+    del stored["synth"]
+    older = RegionConfig.from_dict(stored)
+    assert older.synth == SynthConfig()
+    assert older.patterns == load_region("eu").patterns
+
+
+def test_every_plate_style_has_a_painter():
+    from anpr_core.synth import PLATE_PAINTERS
+
+    assert set(PLATE_PAINTERS) == set(PLATE_STYLES)

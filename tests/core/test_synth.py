@@ -160,6 +160,16 @@ def test_unknown_region_gets_a_plain_plate():
     assert_char_boxes_valid(plate)
 
 
+def test_plate_style_comes_from_the_synth_table_not_the_name():
+    eu = load_region("eu")
+    renamed = RegionConfig.from_dict({**eu.to_dict(), "name": "nl"})
+    a, b = (synth_plate(np.random.default_rng(4), r) for r in (eu, renamed))
+    assert np.array_equal(a.image, b.image) and a.char_boxes == b.char_boxes
+    plain = RegionConfig.from_dict({**eu.to_dict(), "synth": {"plate_style": "plain"}})
+    c = synth_plate(np.random.default_rng(4), plain)
+    assert c.image.shape != a.image.shape or not np.array_equal(c.image, a.image)
+
+
 @pytest.mark.parametrize("text", ["", "ab12", "A-12", "Ä12"])
 def test_bad_text_is_refused(text):
     with pytest.raises(ValueError, match="A-Z0-9"):
@@ -224,6 +234,29 @@ def test_scene_quad_is_clockwise_from_top_left_and_readable_size(seed):
         side = min(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
         char_fraction = min(b[3] for b in plate.char_boxes) / plate.image.shape[0]
         assert side * char_fraction >= 14
+
+
+def test_region_file_without_synth_table_synthesizes_with_the_defaults(tmp_path):
+    path = tmp_path / "nl.toml"
+    path.write_text('name = "nl"\nplate_aspect = 4.7\nchar_count = [6, 6]\n')
+    region = load_region(path)
+    for seed in range(3):
+        scene = synth_scene(np.random.default_rng(seed), region)
+        assert scene.image.shape == (720, 960, 3)
+        plate = synth_plate(np.random.default_rng(seed), region)
+        assert len(plate.text) == 6 and scene.plates[0][1] == plate.text
+        assert_char_boxes_valid(plate)
+        box_w = scene.plates[0][0][2]
+        assert 0.1 * 960 < box_w < 0.4 * 960  # default plate width: 0.15..0.30 of the scene
+    ((_, crop),) = synth_crops(1, 0, region)
+    assert crop.image.shape[1] / crop.image.shape[0] == pytest.approx(4.7, rel=0.05)
+
+
+def test_scene_size_comes_from_the_synth_table(tmp_path):
+    path = tmp_path / "nl.toml"
+    path.write_text('name = "nl"\n[synth]\nscene_size = [640, 360]\n')
+    scene = synth_scene(np.random.default_rng(0), load_region(path))
+    assert scene.image.shape == (360, 640, 3)
 
 
 def test_scene_size_can_be_chosen(region):
