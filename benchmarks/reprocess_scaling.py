@@ -24,22 +24,22 @@ import time
 from pathlib import Path
 
 from anpr_core.config import load_region
-from jobs.cluster import DEFAULT_PARTITION_SIZE, single_threaded_process
-from jobs.models import load_recognizer
-from jobs.reprocess import (
+from anpr_jobs.cluster import DEFAULT_PARTITION_SIZE, single_threaded_process
+from anpr_jobs.models import load_recognizer
+from anpr_jobs.reprocess import (
     ReprocessOptions,
     TaskContext,
     list_inputs,
     process_partition,
     reprocess,
 )
-from jobs.storage import open_url
-from jobs.synthdata import write_archive, write_crops, write_scenes
+from anpr_jobs.storage import open_url
+from anpr_jobs.synthdata import write_archive, write_crops, write_scenes
 
 
 def train_synthetic_model(workdir: Path) -> str:
     """The URI of a model trained on synthetic plates in a store under ``workdir``."""
-    from jobs.train import train
+    from anpr_jobs.train import train
 
     region = load_region("us")
     write_scenes(workdir / "scenes", 60, 1, region)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from support import forget_tracking_uri, quick_training, store_uri
 
-from jobs import cli
+from anpr_jobs import cli
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -38,7 +38,7 @@ def synthetic(tmp_path_factory) -> dict[str, Path]:
 def trained(tmp_path_factory, synthetic) -> dict:
     """A store holding version 1 (the champion) of the us model, trained quickly on the
     synthetic crops and scenes; ``uri`` is its tracking URI, ``result`` the TrainResult."""
-    from jobs.train import train
+    from anpr_jobs.train import train
 
     root = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as patch, quick_training(patch):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBS = {"reprocess", "tickets", "train", "evaluate", "compare", "recognize"}  # one per command
 ENTRY_POINTS = {"cli", "demo"}  # they compose the jobs
 MAX_LINES = 400
-SERVICES = ("dask", "distributed", "fsspec", "s3fs", "mlflow", "pyarrow", "jobs")
+SERVICES = ("dask", "distributed", "fsspec", "s3fs", "mlflow", "pyarrow", "anpr_jobs")
 
 
 def modules(package: str) -> list[Path]:
@@ -32,15 +32,15 @@ def imported(path: Path) -> set[str]:
 
 
 def top(path: Path) -> str:
-    """The first name under ``jobs/`` of a module: ``tickets`` for jobs/tickets/rules.py."""
-    return path.relative_to(ROOT / "jobs").with_suffix("").parts[0]
+    """The first name under ``jobs/`` of a module: ``tickets`` for anpr_jobs/tickets/rules.py."""
+    return path.relative_to(ROOT / "anpr_jobs").with_suffix("").parts[0]
 
 
 def jobs_imported(path: Path) -> set[str]:
-    return {m.split(".")[1] for m in imported(path) if m.startswith("jobs.")}
+    return {m.split(".")[1] for m in imported(path) if m.startswith("anpr_jobs.")}
 
 
-@pytest.mark.parametrize("path", modules("jobs"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", modules("anpr_jobs"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_a_job_imports_no_other_job_and_shared_modules_import_no_job(path):
     mine = top(path)
     if mine in ENTRY_POINTS:
@@ -58,7 +58,7 @@ def test_the_pipeline_imports_no_service(path):
     assert not used & set(SERVICES), f"{path.name} imports {used & set(SERVICES)}"
 
 
-@pytest.mark.parametrize("path", modules("jobs"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", modules("anpr_jobs"), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_jobs_module_outgrows_one_reading(path):
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines"

@@ -364,7 +364,7 @@ def anpr_argv(container: dict) -> list[str]:
 
 @pytest.mark.parametrize("command", ["reprocess", "tickets"])
 def test_the_jobs_arguments_parse_with_the_anpr_cli(command):
-    from jobs import cli
+    from anpr_jobs import cli
 
     parser = cli.build_parser()
     subcommands = parser._subparsers._group_actions[0].choices  # noqa: SLF001

@@ -16,7 +16,7 @@ Each is a ``LocalStack``: ``env`` (the variables of RUN_DIR/env), ``bucket``,
 ``wait_for_workers()``, ``use(monkeypatch)``, ``processes()``, ``down()``. Only tests marked
 ``integration`` should use them.
 
-The workers run the project's venv, so they import ``anpr_core`` and ``jobs`` but not test
+The workers run the project's venv, so they import ``anpr_core`` and ``anpr_jobs`` but not test
 modules: a task function defined in a test must be nested in the test function (it then
 travels by value).
 """

@@ -14,8 +14,8 @@ import pytest
 from support import forget_tracking_uri, quick_training
 
 from anpr_core.config import load_region
-from jobs import cli
-from jobs.synthdata import write_archive, write_crops, write_events, write_scenes
+from anpr_jobs import cli
+from anpr_jobs.synthdata import write_archive, write_crops, write_events, write_scenes
 
 pytestmark = pytest.mark.integration
 NIGHT = "2026-10-05"

@@ -22,8 +22,8 @@ import pytest
 
 from anpr_core.classify import build_classifier
 from anpr_core.config import load_region
-from jobs import cli
-from jobs.synthdata import write_crops
+from anpr_jobs import cli
+from anpr_jobs.synthdata import write_crops
 
 pytestmark = pytest.mark.integration
 

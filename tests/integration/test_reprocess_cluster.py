@@ -20,8 +20,8 @@ from support import GLOB_NAMES, assert_one_row_per_key, odd_images, scene_jpeg
 
 from anpr_core.config import load_region
 from anpr_core.synth import synth_scene
-from jobs import cli
-from jobs.synthdata import write_archive
+from anpr_jobs import cli
+from anpr_jobs.synthdata import write_archive
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def images_done(progress_line: str) -> int:
 
 def test_an_interrupted_run_resumes_where_it_stopped(on_stack, s3_archive):
     out = on_stack.url(f"reads-{uuid.uuid4().hex[:8]}")
-    argv = [sys.executable, "-m", "jobs.cli", "reprocess", s3_archive["url"], out]
+    argv = [sys.executable, "-m", "anpr_jobs.cli", "reprocess", s3_archive["url"], out]
     argv += ["--partition-size", "2"]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     # In the whole suite the job ran to the end through the Ctrl-C (exit 0), alone it stopped:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from support import forget_tracking_uri, quick_training, store_uri
 
-from jobs import cli
+from anpr_jobs import cli
 
 pytestmark = pytest.mark.integration
 

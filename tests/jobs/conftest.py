@@ -14,8 +14,8 @@ import pytest
 from support import forget_tracking_uri, quick_training, store_uri
 
 from anpr_core.config import load_region
-from jobs import cli
-from jobs.synthdata import write_scenes
+from anpr_jobs import cli
+from anpr_jobs.synthdata import write_scenes
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,10 @@
-"""jobs.capture: camera and capture time from an image key, else from EXIF."""
+"""anpr_jobs.capture: camera and capture time from an image key, else from EXIF."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from jobs.capture import capture_of, compile_key_pattern, parse_time
+from anpr_jobs.capture import capture_of, compile_key_pattern, parse_time
 
 EXIF = datetime(2026, 10, 5, 22, 15, 3, tzinfo=UTC)
 

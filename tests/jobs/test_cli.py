@@ -175,7 +175,7 @@ def test_failures_are_one_line_errors(use_trained, synthetic, tmp_path, anpr, ar
 
 
 def test_a_bug_shows_as_a_bug_and_debug_shows_every_traceback(tmp_path, anpr, monkeypatch):
-    from jobs import cli
+    from anpr_jobs import cli
 
     def library_bug(args):
         return int(float("nan"))  # a ValueError from Python's own code, not a refusal of ours
@@ -203,7 +203,7 @@ def test_an_empty_working_directory_says_to_train_first(workdir, synthetic, anpr
 
 def test_the_console_script_fails_without_a_traceback(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from jobs.cli import main; sys.exit(main())",
+        [sys.executable, "-c", "import sys; from anpr_jobs.cli import main; sys.exit(main())",
          "evaluate", str(tmp_path / "absent")],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )  # fmt: skip
@@ -228,11 +228,11 @@ def test_the_command_reference_is_current_and_every_option_is_explained():
     import argparse
     from pathlib import Path
 
-    from jobs.arguments import build_parser, reference_markdown, subcommands
+    from anpr_jobs.arguments import build_parser, reference_markdown, subcommands
 
     docs = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
     assert docs.read_text(encoding="utf-8") == reference_markdown(), (
-        "docs/cli.md is out of date: python -m jobs.arguments > docs/cli.md"
+        "docs/cli.md is out of date: python -m anpr_jobs.arguments > docs/cli.md"
     )
     unexplained = [
         f"{name} {action.option_strings or action.metavar}"

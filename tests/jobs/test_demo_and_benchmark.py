@@ -100,7 +100,7 @@ def test_accuracy_cv_shifts_crop_the_image_and_move_the_label_box_with_it():
 def test_accuracy_cv_tells_where_a_plate_was_lost(use_trained, synthetic):
     from anpr_core.datasets import read_scenes
     from anpr_core.pipeline import analyze
-    from jobs.models import load_recognizer
+    from anpr_jobs.models import load_recognizer
 
     recognizer = load_recognizer(None, "us")
     model, region = recognizer.model, recognizer.region

@@ -19,7 +19,7 @@ import fsspec
 import pytest
 from test_tickets import DAY, NOON, by_event, event, output, read_row, run
 
-from jobs.tickets.reviews import load_reviews
+from anpr_jobs.tickets.reviews import load_reviews
 
 NIGHT = DAY.isoformat()
 
@@ -36,7 +36,7 @@ class Server:
     def __init__(self, output, token=None):
         import uvicorn
 
-        from jobs.tickets.desk import create_app
+        from anpr_jobs.tickets.desk import create_app
 
         self.port = free_port()
         config = uvicorn.Config(

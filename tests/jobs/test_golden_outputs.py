@@ -22,8 +22,8 @@ import pyarrow.dataset as pads
 import pytest
 
 from anpr_core.config import load_region
-from jobs.storage import decode_image
-from jobs.synthdata import write_archive, write_events
+from anpr_jobs.storage import decode_image
+from anpr_jobs.synthdata import write_archive, write_events
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "archive_nights.json"
 # The second night cites at a low threshold, as the quick test model is seldom sure.
@@ -69,7 +69,7 @@ def outputs(tmp_path_factory, trained) -> dict:
     and per night every tickets dataset, the crops and the summary."""
     from support import forget_tracking_uri
 
-    from jobs import cli
+    from anpr_jobs import cli
 
     root = tmp_path_factory.mktemp("golden")
     archive_dir = root / "archive"

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from support import GLOB_NAMES, scene_jpeg
 
-from jobs.storage import MAX_IMAGE_BYTES, NULL_PARTITION, decode_image, fetch_all, open_url
+from anpr_jobs.storage import MAX_IMAGE_BYTES, NULL_PARTITION, decode_image, fetch_all, open_url
 
 
 def glob_archive(root: Path) -> dict[str, int]:

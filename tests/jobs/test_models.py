@@ -1,4 +1,4 @@
-"""jobs.models: a version holds classifier, region and settings; loading by alias, version,
+"""anpr_jobs.models: a version holds classifier, region and settings; loading by alias, version,
 run and folder; one-line errors for what is missing."""
 
 import numpy as np
@@ -11,7 +11,7 @@ from anpr_core.config import load_region
 from anpr_core.errors import ModelError
 from anpr_core.features import BlockBinaryPixelSum
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
-from jobs.models import load_recognizer, trusted_types
+from anpr_jobs.models import load_recognizer, trusted_types
 
 
 def test_champion_alias_resolves_to_its_version_once(use_trained):

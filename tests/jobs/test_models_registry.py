@@ -11,10 +11,10 @@ import pytest
 
 from anpr_core.classify import build_classifier
 from anpr_core.config import load_region
-from jobs.compare import compare_versions
-from jobs.models import Standing, promotes
-from jobs.synthdata import write_crops
-from jobs.train import train
+from anpr_jobs.compare import compare_versions
+from anpr_jobs.models import Standing, promotes
+from anpr_jobs.synthdata import write_crops
+from anpr_jobs.train import train
 
 NAME = "anpr-char-classifier-us"
 FAST_CLASSIFIER = {"hidden_units": 48, "max_iter": 60}  # as in conftest.py

@@ -1,4 +1,4 @@
-"""jobs.reports: the confusion matrix, per-character table, misread gallery, reliability
+"""anpr_jobs.reports: the confusion matrix, per-character table, misread gallery, reliability
 diagram and precision-coverage curve of a run."""
 
 import csv
@@ -9,7 +9,7 @@ from PIL import Image
 from anpr_core import datasets
 from anpr_core.classify import REJECT
 from anpr_core.evaluation import ImageResult
-from jobs import reports
+from anpr_jobs import reports
 
 
 def test_confusion_counts_label_rows_and_read_columns_with_reject_last():

@@ -1,4 +1,4 @@
-"""jobs.reprocess on a local cluster: one row per image, bad files as rows, resumable."""
+"""anpr_jobs.reprocess on a local cluster: one row per image, bad files as rows, resumable."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from support import assert_one_row_per_key, odd_images
 from anpr_core.config import load_region
 from anpr_core.errors import AnprError
 from anpr_core.synth import synth_scene
-from jobs.cluster import process_image
-from jobs.reprocess import PROGRESS_DIR, partition_size_for, prepare_output
-from jobs.storage import open_url
-from jobs.synthdata import write_archive
+from anpr_jobs.cluster import process_image
+from anpr_jobs.reprocess import PROGRESS_DIR, partition_size_for, prepare_output
+from anpr_jobs.storage import open_url
+from anpr_jobs.synthdata import write_archive
 
 N_ARCHIVE = 8
 
@@ -102,7 +102,7 @@ def test_a_rerun_finishes_what_an_interrupted_run_left(use_trained, archive, anp
 
 
 def test_resuming_with_another_model_version_is_refused(use_trained, tmp_path):
-    from jobs.models import load_recognizer
+    from anpr_jobs.models import load_recognizer
 
     recognizer = load_recognizer(None, "us")
     progress = tmp_path / "reads" / PROGRESS_DIR
@@ -115,8 +115,8 @@ def test_resuming_with_another_model_version_is_refused(use_trained, tmp_path):
 
 
 def test_one_bad_image_is_a_row_not_an_exception(use_trained):
-    from jobs.capture import compile_key_pattern
-    from jobs.models import load_recognizer
+    from anpr_jobs.capture import compile_key_pattern
+    from anpr_jobs.models import load_recognizer
 
     recognizer = load_recognizer(None, "us")
     pattern = compile_key_pattern(None)

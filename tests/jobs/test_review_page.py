@@ -15,7 +15,7 @@ import numpy as np
 
 from anpr_core.config import load_region
 from anpr_core.synth import synth_crops
-from jobs.tickets.page import THUMB_SIZE, PageItem, render_review_page, thumbnail_uri
+from anpr_jobs.tickets.page import THUMB_SIZE, PageItem, render_review_page, thumbnail_uri
 
 N_REVIEW, N_CITATIONS = 3, 4
 REASONS = ("low_confidence", "no_plate", "pattern_mismatch")
@@ -108,7 +108,7 @@ def test_the_page_lists_rejected_event_values():
 
 def test_a_confidence_is_shown_on_its_side_of_the_threshold():
 
-    from jobs.tickets.page import shown_confidence
+    from anpr_jobs.tickets.page import shown_confidence
 
     assert shown_confidence(0.7987, 0.8) == "0.799" and shown_confidence(0.7999, 0.8) == "0.7999"
     assert shown_confidence(0.8, 0.8) == "0.80" and shown_confidence(0.95, 0.8) == "0.95"

@@ -21,7 +21,7 @@ from test_tickets import (
     run,
 )
 
-from jobs.tickets.reviews import (
+from anpr_jobs.tickets.reviews import (
     ReviewError,
     latest_by_item,
     load_reviews,
@@ -138,7 +138,7 @@ def test_corrected_plates_are_deduplicated_like_any_other(tmp_path):
 
 
 def test_the_desk_and_the_job_publish_the_same_night(tmp_path):
-    from jobs.tickets.publish import publish_night
+    from anpr_jobs.tickets.publish import publish_night
 
     events, reads = night(tmp_path)
     run(tmp_path, events, reads)
@@ -164,7 +164,7 @@ def test_the_desk_and_the_job_publish_the_same_night(tmp_path):
 
 def test_reviewed_reads_become_a_labeled_folder_to_train_on(tmp_path, scenes, workdir, anpr):
     from anpr_core.datasets import read_labeled
-    from jobs.train import train
+    from anpr_jobs.train import train
 
     hours = [NOON + timedelta(hours=i) for i in range(len(scenes))]
     events = [event(f"e{i}", s["key"], 80, at=hours[i]) for i, s in enumerate(scenes)]

@@ -1,4 +1,4 @@
-"""jobs.storage: decoding images from paths and bytes, with clear errors."""
+"""anpr_jobs.storage: decoding images from paths and bytes, with clear errors."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 
 from anpr_core.config import load_region
 from anpr_core.errors import ImageError
-from jobs.storage import load_gray, load_image
+from anpr_jobs.storage import load_gray, load_image
 
 
 def encoded(suffix: str) -> bytes:
@@ -57,7 +57,7 @@ def test_archive_images_decode_grey_and_upright_and_odd_files_get_a_reason():
     from support import odd_images
 
     from anpr_core.synth import synth_scene
-    from jobs.storage import decode_archive_image
+    from anpr_jobs.storage import decode_archive_image
 
     scene = synth_scene(np.random.default_rng(5), load_region("us")).image
     for key, (data, expected) in odd_images(scene).items():
@@ -72,7 +72,7 @@ def test_archive_images_decode_grey_and_upright_and_odd_files_get_a_reason():
 
 
 def test_listing_takes_every_object_under_a_folder_but_hidden_ones(tmp_path):
-    from jobs.storage import list_images, read_manifest
+    from anpr_jobs.storage import list_images, read_manifest
 
     for name in ("a/1.jpg", "a/b/2.JPG", "a/notes.txt", "a/.hidden.jpg", "a/.cache/3.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def test_parquet_files_are_replaced_whole(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.storage import write_parquet_atomic
+    from anpr_jobs.storage import write_parquet_atomic
 
     fs = fsspec.filesystem("file")
     target = str(tmp_path / "d=1" / "part-x.parquet")
@@ -112,13 +112,13 @@ def test_a_reader_sees_the_old_file_or_the_new_one_never_a_part(tmp_path, monkey
 
     import fsspec
 
-    from jobs.storage import write_bytes_atomic
+    from anpr_jobs.storage import write_bytes_atomic
 
     fs = fsspec.filesystem("file")
     target = str(tmp_path / "summary.json")
     versions = [bytes([n]) * (4 << 20) for n in range(1, 9)]  # 4 MiB each
     write_bytes_atomic(fs, target, versions[0])
-    first_inode = os.stat(target).st_ino
+    held = open(target, "rb")  # noqa: SIM115 - held open across the writes, closed below
     seen, stop = set(), threading.Event()
 
     def read_while_written():
@@ -135,7 +135,10 @@ def test_a_reader_sees_the_old_file_or_the_new_one_never_a_part(tmp_path, monkey
     reader.join()
     whole = {(len(v), v[:1], v[-1:]) for v in versions}
     assert seen and seen <= whole, seen - whole
-    assert os.stat(target).st_ino != first_inode  # renamed into place, not rewritten
+    # renamed into place, not rewritten: the file held open is still the first, whole
+    assert os.fstat(held.fileno()).st_ino != os.stat(target).st_ino
+    assert held.read() == versions[0]
+    held.close()
 
     def failed_rename(source, destination):
         raise OSError(28, "No space left on device")
@@ -167,7 +170,7 @@ class FlakyDisk:
 
 
 def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path):
-    from jobs.storage import fetch_all
+    from anpr_jobs.storage import fetch_all
 
     (tmp_path / "a.jpg").write_bytes(b"abc")
     paths = [str(tmp_path / "a.jpg"), str(tmp_path / "gone.jpg")]
@@ -179,7 +182,7 @@ def test_a_transient_read_failure_is_retried_and_a_missing_file_is_not(tmp_path)
 
 
 def test_a_filesystem_that_retries_itself_is_not_retried_again(tmp_path):
-    from jobs.storage import fetch_all
+    from anpr_jobs.storage import fetch_all
 
     (tmp_path / "a.jpg").write_bytes(b"abc")
     s3_like = FlakyDisk(failures=1)

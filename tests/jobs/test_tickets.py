@@ -18,9 +18,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import tickets
-from jobs.cluster import image_reader
-from jobs.storage import NULL_PARTITION, READS_SCHEMA
+from anpr_jobs import tickets
+from anpr_jobs.cluster import image_reader
+from anpr_jobs.storage import NULL_PARTITION, READS_SCHEMA
 
 DAY = date(2026, 11, 24)
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -387,8 +387,8 @@ def test_rerunning_a_night_replaces_its_outputs(tmp_path, scenes):
 
 
 def test_images_without_a_read_are_read_with_the_model(tmp_path, scenes, use_trained):
-    from jobs.models import load_recognizer
-    from jobs.recognize import recognize_file
+    from anpr_jobs.models import load_recognizer
+    from anpr_jobs.recognize import recognize_file
 
     keys = [s["key"] for s in scenes[:3]]
     events = [event(f"e{i}", k, 80, at=NOON + timedelta(hours=i)) for i, k in enumerate(keys)]
@@ -565,7 +565,7 @@ def test_an_image_key_written_another_way_finds_its_read(tmp_path, scenes, monke
 
 
 def test_keys_read_by_the_job_itself_and_missing_images(tmp_path, scenes, use_trained):
-    from jobs.models import load_recognizer
+    from anpr_jobs.models import load_recognizer
 
     key = Path(scenes[1]["key"])
     events = [

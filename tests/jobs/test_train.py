@@ -1,11 +1,11 @@
-"""jobs.train: what a training run records in MLflow and how versions and champion move."""
+"""anpr_jobs.train: what a training run records in MLflow and how versions and champion move."""
 
 import pytest
 
 from anpr_core import datasets
 from anpr_core.pipeline import Settings
 from anpr_core.samples import RARE_BOOST
-from jobs.train import train
+from anpr_jobs.train import train
 
 
 def test_a_run_logs_params_data_and_holdout_metrics(use_trained, synthetic):
@@ -83,7 +83,7 @@ def test_a_run_logs_reports_a_person_looks_at(use_trained):
 def test_the_fingerprint_follows_the_data_not_where_it_lives(synthetic, tmp_path):
     import shutil
 
-    from jobs.trainingdata import data_fingerprint, read_folders
+    from anpr_jobs.trainingdata import data_fingerprint, read_folders
 
     original = data_fingerprint(read_folders([synthetic["crops"], synthetic["scenes"]]))
     moved = tmp_path / "elsewhere"
@@ -110,9 +110,9 @@ def test_a_local_cluster_gives_the_samples_and_model_of_training_in_process(synt
 
     from anpr_core.config import load_region
     from anpr_core.verify import plate_verifier
-    from jobs.cluster import cluster_client
-    from jobs.train import fit_model
-    from jobs.trainingdata import read_folders
+    from anpr_jobs.cluster import cluster_client
+    from anpr_jobs.train import fit_model
+    from anpr_jobs.trainingdata import read_folders
 
     folders = read_folders([synthetic["crops"], synthetic["scenes"]])
     items = [item for folder in folders for item in folder.train]
