@@ -116,8 +116,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_recognize(args) -> int:
     """Exit status of ``anpr recognize``: 1 when some image could not be read."""
-    from anpr_jobs.cluster import blas_threads
     from anpr_jobs.recognize import recognize_file
+    from anpr_jobs.threads import blas_threads
 
     recognizer = load_for(args)
     failed = 0

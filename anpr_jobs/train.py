@@ -30,8 +30,9 @@ from anpr_core.model import char_model_of
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
 from anpr_jobs import models, reports
-from anpr_jobs.cluster import blas_threads, cluster_client, single_threaded_process
+from anpr_jobs.cluster import cluster_client
 from anpr_jobs.storage import load_gray
+from anpr_jobs.threads import blas_threads, single_threaded_process
 from anpr_jobs.trainingdata import (
     code_version,
     data_fingerprint,

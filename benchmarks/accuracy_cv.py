@@ -40,7 +40,7 @@ from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
 from anpr_core.pipeline import Settings
 from anpr_core.samples import fit_char_model
-from anpr_jobs.cluster import blas_threads
+from anpr_jobs.threads import blas_threads
 
 
 def shifted(image, box, k: int):

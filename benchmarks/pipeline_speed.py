@@ -126,8 +126,8 @@ def main(argv=None) -> int:
         "--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1, as the jobs run)"
     )
     args = parser.parse_args(argv)
-    from anpr_jobs.cluster import blas_threads
     from anpr_jobs.models import load_recognizer
+    from anpr_jobs.threads import blas_threads
 
     try:
         images = image_bytes(args.data, args.limit)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from anpr_core.config import load_region
-from anpr_jobs.cluster import DEFAULT_PARTITION_SIZE, single_threaded_process
+from anpr_jobs.cluster import DEFAULT_PARTITION_SIZE
 from anpr_jobs.models import load_recognizer
 from anpr_jobs.reprocess import (
     ReprocessOptions,
@@ -35,6 +35,7 @@ from anpr_jobs.reprocess import (
 )
 from anpr_jobs.storage import open_url
 from anpr_jobs.synthdata import write_archive, write_crops, write_scenes
+from anpr_jobs.threads import single_threaded_process
 
 
 def train_synthetic_model(workdir: Path) -> str:

@@ -15,6 +15,7 @@ from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_jobs.models.registry import DEFAULT_REGION, default_model_uri, resolve_model_uri
 from anpr_jobs.models.store import open_store
 from anpr_jobs.storage import first_line, load_gray
+from anpr_jobs.threads import blas_threads
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ def read_labeled(items: Iterable[LabeledImage], model, region, settings) -> list
     """The result of reading each labeled image (its first plate) with ``model``, in order,
     BLAS on one thread; an unreadable image counts as not read (and, for a scene, not
     detected)."""
-    from anpr_jobs.cluster import blas_threads
-
     results = []
     with blas_threads(1):
         for item in items:

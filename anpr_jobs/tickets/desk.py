@@ -15,7 +15,6 @@ served only as the crop or capture of an item of the night, never by a path from
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import os
@@ -25,7 +24,6 @@ import secrets
 from urllib.parse import urlencode
 
 import cv2
-import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -36,7 +34,7 @@ from starlette.routing import Route
 from anpr_core.errors import ImageError
 from anpr_jobs.storage import fetch_one, load_image, open_url
 from anpr_jobs.tickets.outputs import EVIDENCE_SCHEMA, PART_NAME
-from anpr_jobs.tickets.page import REASON_TEXT, confidence_against, format_speed, shown_confidence
+from anpr_jobs.tickets.page import REASON_TEXT, confidence_against, templates
 from anpr_jobs.tickets.publish import STATE_DIR, has_state, publish_night, read_table
 from anpr_jobs.tickets.reviews import (
     ON_CITATION,
@@ -62,20 +60,11 @@ DECISION_TEXT = {
 }
 
 
-@functools.cache
-def templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("anpr_jobs.tickets", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters |= {"speed": format_speed, "shown": shown_confidence}
-    env.globals |= {"reason_text": REASON_TEXT, "decision_text": DECISION_TEXT}
-    return env
-
-
 def render(name: str, status: int = 200, **values) -> HTMLResponse:
-    return HTMLResponse(templates().get_template(name).render(**values), status_code=status)
+    """The page of template ``name`` (the review page's environment: autoescaped)."""
+    page = templates().get_template(name)
+    shown = page.render(reason_text=REASON_TEXT, decision_text=DECISION_TEXT, **values)
+    return HTMLResponse(shown, status_code=status)
 
 
 class Desk:
