@@ -54,19 +54,38 @@ done
     exit 2
 }
 
-if [[ -n ${VENV:-} ]]; then
-    BIN=$VENV/bin
-elif command -v python >/dev/null; then
-    BIN=$(dirname "$(command -v python)")
-else
-    BIN=$(dirname "$(command -v python3)")
+# The tools' folder: VENV, else the project's own .venv (`make install`), else an active
+# virtual environment, else the first python on PATH; the first that has them all is used.
+PROJECT_VENV=$(cd "$HERE/../.." && pwd)/.venv
+CANDIDATES=()
+[[ -n ${VENV:-} ]] && CANDIDATES+=("$VENV (VENV)")
+CANDIDATES+=("$PROJECT_VENV (the project's .venv)")
+[[ -n ${VIRTUAL_ENV:-} ]] && CANDIDATES+=("$VIRTUAL_ENV (the active virtual environment)")
+if command -v python >/dev/null || command -v python3 >/dev/null; then
+    ON_PATH=$(dirname "$(dirname "$(command -v python || command -v python3)")")
+    CANDIDATES+=("$ON_PATH (python on PATH)")
 fi
-for tool in python weed dask mlflow; do
-    [[ -x $BIN/$tool ]] || {
-        echo "up.sh: error: $BIN/$tool not found; put the project's .venv/bin on PATH or set VENV" >&2
+BIN=
+for candidate in "${CANDIDATES[@]}"; do
+    dir=${candidate% (*}
+    missing=
+    for tool in python weed dask mlflow; do
+        [[ -x $dir/bin/$tool ]] || missing+=" $tool"
+    done
+    if [[ -z $missing ]]; then BIN=$dir/bin; break; fi
+    if [[ -n ${VENV:-} && $dir == "$VENV" ]]; then  # asked for by name: no other will do
+        echo "up.sh: error: VENV=$VENV lacks$missing in $VENV/bin" >&2
         exit 2
-    }
+    fi
 done
+if [[ -z $BIN ]]; then
+    echo "up.sh: error: no environment with python, weed, dask and mlflow; looked in:" >&2
+    for candidate in "${CANDIDATES[@]}"; do
+        echo "  ${candidate% (*}/bin (${candidate##* (}" >&2
+    done
+    echo "  run \`make install\` (it makes the project's .venv) or set VENV" >&2
+    exit 2
+fi
 PY=$BIN/python
 
 mkdir -p "$RUN_DIR"
