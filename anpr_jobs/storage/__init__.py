@@ -30,9 +30,13 @@ from anpr_jobs.storage.images import (
     too_large_file,
 )
 from anpr_jobs.storage.schemas import (
+    EVIDENCE_SCHEMA,
     NULL_PARTITION,
     PARTITION_COLUMN,
     READS_SCHEMA,
+    REJECTED_SCHEMA,
+    REVIEWS_SCHEMA,
+    STATE_SCHEMA,
     STATUSES,
 )
 from anpr_jobs.storage.urls import (
@@ -65,6 +69,10 @@ from anpr_jobs.storage.writes import (
 )
 
 __all__ = [
+    "EVIDENCE_SCHEMA",
+    "REJECTED_SCHEMA",
+    "REVIEWS_SCHEMA",
+    "STATE_SCHEMA",
     "ArchiveImage",
     "FETCH_ATTEMPTS",
     "GLOB_CHARS",

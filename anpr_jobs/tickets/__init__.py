@@ -28,9 +28,9 @@ vehicle (plate text) caught by one camera several times within ``--dedupe-window
 (default 10) of its first capture gets one citation, for the highest excess speed.
 """
 
+from anpr_jobs.storage import EVIDENCE_SCHEMA, REJECTED_SCHEMA
 from anpr_jobs.tickets.events import Night
 from anpr_jobs.tickets.job import run_tickets
-from anpr_jobs.tickets.outputs import EVIDENCE_SCHEMA, REJECTED_SCHEMA
 from anpr_jobs.tickets.rules import Rules
 
 __all__ = ["EVIDENCE_SCHEMA", "REJECTED_SCHEMA", "Night", "Rules", "run_tickets"]

@@ -32,8 +32,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from anpr_core.errors import ImageError
-from anpr_jobs.storage import fetch_one, load_image, open_url
-from anpr_jobs.tickets.outputs import EVIDENCE_SCHEMA, PART_NAME
+from anpr_jobs.storage import EVIDENCE_SCHEMA, fetch_one, load_image, open_url
+from anpr_jobs.tickets.outputs import PART_NAME
 from anpr_jobs.tickets.page import REASON_TEXT, confidence_against, templates
 from anpr_jobs.tickets.publish import STATE_DIR, has_state, publish_night, read_table
 from anpr_jobs.tickets.reviews import (

@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anpr_jobs.cluster import ReadImages
-from anpr_jobs.storage import check_writable, open_url, parquet_bytes
+from anpr_jobs.storage import (
+    EVIDENCE_SCHEMA,
+    REJECTED_SCHEMA,
+    check_writable,
+    open_url,
+    parquet_bytes,
+)
 from anpr_jobs.tickets.events import (
     Event,
     Night,
@@ -21,9 +27,7 @@ from anpr_jobs.tickets.events import (
 )
 from anpr_jobs.tickets.ledger import place_rejections, read_ledgers, write_ledgers
 from anpr_jobs.tickets.outputs import (
-    EVIDENCE_SCHEMA,
     PART_NAME,
-    REJECTED_SCHEMA,
     crop_png,
     earlier_from_outputs,
     night_folder,

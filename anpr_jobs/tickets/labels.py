@@ -16,9 +16,9 @@ from pathlib import Path
 
 from anpr_core.datasets import IMAGE_SUFFIXES
 from anpr_core.errors import ImageError
-from anpr_jobs.storage import fetch_one, open_url
+from anpr_jobs.storage import STATE_SCHEMA, fetch_one, open_url
 from anpr_jobs.tickets.outputs import PART_NAME
-from anpr_jobs.tickets.publish import STATE_DIR, STATE_SCHEMA, read_table, state_folder
+from anpr_jobs.tickets.publish import STATE_DIR, read_table, state_folder
 from anpr_jobs.tickets.reviews import CITING, latest_by_item, load_reviews
 from anpr_jobs.trainingdata import REVIEW_MANIFEST
 

@@ -1,5 +1,6 @@
-"""What a night writes: the rows of citations, duplicates, review and rejected events (schemas
-declared once, here), the crops, and each file whole under a deterministic name."""
+"""What a night writes: the rows of citations, duplicates, review and rejected events (their
+schemas are in ``storage.schemas``), the crops, and each file whole under a deterministic
+name."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import pyarrow as pa
 
 from anpr_core.errors import ImageError
 from anpr_jobs.storage import (
-    READS_SCHEMA,
     crop_around,
     fetch_one,
     load_image,
@@ -27,75 +27,6 @@ PARTITION = "date"
 PART_NAME = "part-0.parquet"
 CROP_MARGIN = 0.15  # of the plate box, on each side, so the whole plate shows in its crop
 SCENE_CROP_WIDTH = 640  # px: with no plate box, the crop is the whole scene, shrunk to this
-
-
-# ---------------------------------------------------------------------------------------------
-# Schemas of the outputs (declared once, here)
-
-
-def _from_reads(*names: str) -> list[pa.Field]:
-    """Fields of the reads schema by name (top level first, else of its per-plate struct):
-    the evidence carries a read's fields with the reads' own types, so the two cannot drift."""
-    plate = READS_SCHEMA.field("plates").type.value_type
-    return [
-        READS_SCHEMA.field(name) if name in READS_SCHEMA.names else plate.field(name)
-        for name in names
-    ]
-
-
-def _evidence_schema() -> pa.Schema:
-    """The schema of citations, duplicates and review rows (without the partition column)."""
-    utc = pa.timestamp("us", tz="UTC")
-    return pa.schema(
-        [
-            ("citation_id", pa.string()),  # stable hash of the event (camera, event, time)
-            ("event_id", pa.string()),
-            ("camera_id", pa.string()),
-            ("captured_at", utc),
-            ("captured_local", pa.string()),  # ISO 8601 in the agency's time zone
-            ("image_key", pa.string()),
-            ("speed", pa.float64()),
-            ("speed_limit", pa.float64()),
-            ("unit", pa.string()),  # mph | km/h
-            ("excess", pa.float64()),  # speed - speed_limit, in ``unit``
-            ("reason", pa.string()),  # review only: low_confidence|no_plate|pattern_mismatch|error
-            ("duplicate_of", pa.string()),  # duplicates only: the citation_id that was issued
-            ("read_status", pa.string()),  # ok | no_plate | error, as in the reads
-            ("read_error", pa.string()),
-            *_from_reads("plate", "confidence", "detection_score"),
-            *_from_reads("box_x", "box_y", "box_w", "box_h", "pattern", "alternatives"),
-            *_from_reads("region", "model_name", "model_version", "pipeline_version"),
-            ("read_run_id", pa.string()),  # the run that produced the read
-            ("min_confidence", pa.float32()),  # the confidence this read needed for a ticket
-            ("source", pa.string()),  # model | review: who named the plate of a citation
-            ("reviewer", pa.string()),  # who decided on the item (null: nobody yet)
-            ("review", pa.string()),  # what they decided: confirm, correct, void, unreadable...
-            ("crop_key", pa.string()),  # the crop PNG, relative to OUTPUT_URL (null: no image)
-            ("source_file", pa.string()),
-            ("source_row", pa.int64()),  # 1-based data row in source_file (header not counted)
-            ("run_id", pa.string()),  # this tickets run
-            ("generated_at", utc),
-        ]
-    )
-
-
-def _rejected_schema() -> pa.Schema:
-    """The schema of rejected event values: one row per bad value of an event row."""
-    return pa.schema(
-        [
-            ("file", pa.string()),
-            ("row", pa.int64()),  # 1-based data row in the file (header not counted)
-            ("column", pa.string()),
-            ("value", pa.string()),  # the offending value as text (null when missing)
-            ("reason", pa.string()),
-            ("event_id", pa.string()),  # when the row has a readable one
-            ("run_id", pa.string()),
-        ]
-    )
-
-
-EVIDENCE_SCHEMA = _evidence_schema()
-REJECTED_SCHEMA = _rejected_schema()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,12 +18,16 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from anpr_jobs.storage import parquet_bytes, write_bytes_atomic
+from anpr_jobs.storage import (
+    EVIDENCE_SCHEMA,
+    REJECTED_SCHEMA,
+    STATE_SCHEMA,
+    parquet_bytes,
+    write_bytes_atomic,
+)
 from anpr_jobs.tickets.events import Event, Night, agency_zone, shown_url
 from anpr_jobs.tickets.outputs import (
-    EVIDENCE_SCHEMA,
     PART_NAME,
-    REJECTED_SCHEMA,
     decision_counts,
     evidence_row,
     night_folder,
@@ -34,9 +38,6 @@ from anpr_jobs.tickets.reviews import apply_reviews, latest_by_item, load_review
 from anpr_jobs.tickets.rules import Decision, EarlierCitation, Evidence, Rules, dedupe
 
 STATE_DIR = "_state/nights"
-STATE_SCHEMA = EVIDENCE_SCHEMA.append(pa.field("outcome", pa.string())).append(
-    pa.field("citation_threshold", pa.float32())
-)
 DATASETS = {  # outcome -> the dataset it is written to
     "citation": "citations",
     "duplicate": "duplicates",

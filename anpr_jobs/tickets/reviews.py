@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anpr_core.datasets import normalize_plate
-from anpr_jobs.storage import fetch_all, write_bytes_atomic
+from anpr_jobs.storage import REVIEWS_SCHEMA, fetch_all, write_bytes_atomic
 from anpr_jobs.tickets.rules import Decision
 
 DECISIONS_DIR = "decisions"
@@ -35,26 +35,6 @@ KINDS = tuple(dict.fromkeys(ON_REVIEW + ON_CITATION))
 CITING = ("confirm", "correct")  # decisions after which the item is a citation
 MAX_PLATE_CHARS = 12
 MAX_TEXT_CHARS = 500  # of a reviewer name or a reason: a log row, not a document
-
-
-def _reviews_schema() -> pa.Schema:
-    utc = pa.timestamp("us", tz="UTC")
-    return pa.schema(
-        [
-            ("decision_id", pa.string()),
-            ("citation_id", pa.string()),  # the item decided on (review item or citation)
-            ("event_id", pa.string()),
-            ("decision", pa.string()),  # one of KINDS
-            ("plate_before", pa.string()),  # the read the reviewer saw
-            ("plate_after", pa.string()),  # the plate the item carries after the decision
-            ("reviewer", pa.string()),
-            ("decided_at", utc),
-            ("reason", pa.string()),  # why (a void needs one; free text otherwise)
-        ]
-    )
-
-
-REVIEWS_SCHEMA = _reviews_schema()
 
 
 class ReviewError(ValueError):
