@@ -272,3 +272,11 @@ def test_the_keyboard_decides_a_night_in_a_browser(desk, night, browser):
             ".filter(a => a.getBoundingClientRect().width > 0).length"
         )
         assert visible == 4  # the three citations and the voided one; nothing left to review
+
+
+def test_beyond_loopback_the_desk_needs_a_token(night, anpr, monkeypatch):
+    monkeypatch.delenv("ANPR_REVIEW_TOKEN", raising=False)
+    status, out, err = anpr("review", "serve", night, "--host", "0.0.0.0")
+    assert status == 2 and out == ""
+    assert err.startswith("anpr: error: --host 0.0.0.0 opens the desk")
+    assert "set ANPR_REVIEW_TOKEN" in err
