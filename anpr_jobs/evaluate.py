@@ -50,15 +50,15 @@ def evaluate_folders(
     """
     folders = labeled_items(data_dirs, split)
     total = sum(len(f.items) for f in folders)
-    done = 0
+    count = iter(range(1, total + 1))
+
+    def one_done() -> None:
+        if progress:
+            progress(next(count), total)
+
     reports = []
     for folder in folders:
-        results = []
-        for item in folder.items:
-            results.append(recognizer.read_labeled([item])[0])
-            done += 1
-            if progress:
-                progress(done, total)
+        results = recognizer.read_labeled(folder.items, one_done)
         summary = summarize(results, recognizer.citation_threshold)
         reports.append(FolderReport(folder.path, folder.kind, summary, results))
     return reports

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +38,20 @@ class Recognizer:
 
         return citation_threshold_of(self.model)
 
-    def read_labeled(self, items: Iterable[LabeledImage]) -> list[ImageResult]:
+    def read_labeled(
+        self, items: Iterable[LabeledImage], done: Callable[[], None] | None = None
+    ) -> list[ImageResult]:
         """The result of reading each labeled image (its first plate) as this version does,
-        in order."""
-        return read_labeled(items, self.model, self.region, self.settings)
+        in order; ``done()`` after each image."""
+        return read_labeled(items, self.model, self.region, self.settings, done)
 
 
-def read_labeled(items: Iterable[LabeledImage], model, region, settings) -> list[ImageResult]:
+def read_labeled(
+    items: Iterable[LabeledImage], model, region, settings, done: Callable[[], None] | None = None
+) -> list[ImageResult]:
     """The result of reading each labeled image (its first plate) with ``model``, in order,
-    BLAS on one thread; an unreadable image counts as not read (and, for a scene, not
-    detected)."""
+    BLAS on one thread (set once for all of them); an unreadable image counts as not read
+    (and, for a scene, not detected). ``done()`` is called after each image."""
     results = []
     with blas_threads(1):
         for item in items:
@@ -56,8 +60,10 @@ def read_labeled(items: Iterable[LabeledImage], model, region, settings) -> list
                 gray = load_gray(item.path)
             except ImageError:
                 results.append(ImageResult(item.name, text, None, 0.0, False if box else None, 0.0))
-                continue
-            results.append(evaluate_image(item.name, gray, box, text, model, region, settings))
+            else:
+                results.append(evaluate_image(item.name, gray, box, text, model, region, settings))
+            if done:
+                done()
     return results
 
 

@@ -19,7 +19,6 @@ import hmac
 import json
 import os
 import posixpath
-import re
 import secrets
 from urllib.parse import urlencode
 
@@ -35,7 +34,7 @@ from anpr_core.errors import ImageError
 from anpr_jobs.storage import EVIDENCE_SCHEMA, fetch_one, load_image, open_url
 from anpr_jobs.tickets.outputs import PART_NAME
 from anpr_jobs.tickets.page import REASON_TEXT, confidence_against, templates
-from anpr_jobs.tickets.publish import STATE_DIR, has_state, publish_night, read_table
+from anpr_jobs.tickets.publish import NIGHT, has_state, nights_run, publish_night, read_table
 from anpr_jobs.tickets.reviews import (
     ON_CITATION,
     ON_REVIEW,
@@ -48,7 +47,6 @@ from anpr_jobs.tickets.reviews import (
 
 TOKEN_ENV = "ANPR_REVIEW_TOKEN"
 REVIEWER_COOKIE, CSRF_COOKIE, TOKEN_COOKIE = "anpr_reviewer", "anpr_csrf", "anpr_token"
-NIGHT = re.compile(r"\d{4}-\d\d-\d\d")
 CAPTURE_WIDTH = 1280  # px: the larger view of a capture is shrunk to this at most
 DECISION_TEXT = {
     "confirm": "confirm the read",
@@ -77,15 +75,7 @@ class Desk:
 
     def nights(self) -> list[dict]:
         """Each night the tickets job ran, newest first, with its summary's counts."""
-        folder = posixpath.join(self.root, STATE_DIR)
-        if not self.fs.isdir(folder):
-            return []
-        found = []
-        for path in self.fs.ls(folder, detail=False):
-            name = posixpath.basename(path.rstrip("/"))
-            if name.startswith("date=") and NIGHT.fullmatch(name[5:]):
-                found.append(self.summary(name[5:]))
-        return sorted(found, key=lambda s: s["date"], reverse=True)
+        return [self.summary(night) for night in reversed(nights_run(self.fs, self.root))]
 
     def summary(self, night: str) -> dict:
         path = posixpath.join(self.root, "summaries", f"{night}.json")
@@ -120,11 +110,16 @@ class Desk:
         return None
 
 
-def checked_night(request: Request, desk: Desk) -> str:
-    night = request.path_params["night"]
-    if not NIGHT.fullmatch(night) or not has_state(desk.fs, desk.root, night):
-        raise LookupError(f"no tickets run for {night}")
-    return night
+def of_a_night(desk: Desk, handler):
+    """``handler(request, night)`` for a night the tickets job ran; 404 for any other."""
+
+    async def checked(request: Request) -> Response:
+        night = request.path_params["night"]
+        if not NIGHT.fullmatch(night) or not has_state(desk.fs, desk.root, night):
+            return PlainTextResponse(f"no tickets run for {night}", status_code=404)
+        return await handler(request, night)
+
+    return checked
 
 
 def authorized(request: Request, token: str | None) -> bool:
@@ -169,11 +164,7 @@ def create_app(output_url: str, token: str | None = None) -> Starlette:
         page = render("desk_nights.html", nights=desk.nights(), reviewer=reviewer, csrf=csrf)
         return with_csrf(page, request, csrf)
 
-    async def night(request: Request) -> Response:
-        try:
-            date = checked_night(request, desk)
-        except LookupError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+    async def night(request: Request, date: str) -> Response:
         reviewer, csrf = session(request)
         items = desk.items(date)
         decided = latest_by_item(load_reviews(desk.fs, desk.root, date))
@@ -205,11 +196,7 @@ def create_app(output_url: str, token: str | None = None) -> Starlette:
             response.set_cookie(REVIEWER_COOKIE, name, samesite="strict", httponly=True)
         return response
 
-    async def decide(request: Request) -> Response:
-        try:
-            date = checked_night(request, desk)
-        except LookupError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+    async def decide(request: Request, date: str) -> Response:
         form = await request.form()
         if not csrf_ok(request, form):
             return PlainTextResponse("stale form: reload the page", status_code=403)
@@ -240,22 +227,14 @@ def create_app(output_url: str, token: str | None = None) -> Starlette:
         publish_night(desk.fs, desk.root, date)
         return RedirectResponse(f"/night/{date}#next", status_code=303)
 
-    async def crop(request: Request) -> Response:
-        try:
-            date = checked_night(request, desk)
-        except LookupError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+    async def crop(request: Request, date: str) -> Response:
         row = desk.any_item(date, request.path_params["citation_id"])
         if row is None or not row["crop_key"]:
             return PlainTextResponse("no crop", status_code=404)
         data = desk.fs.cat_file(posixpath.join(desk.root, row["crop_key"]))
         return Response(data, media_type="image/png")
 
-    async def capture(request: Request) -> Response:
-        try:
-            date = checked_night(request, desk)
-        except LookupError as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+    async def capture(request: Request, date: str) -> Response:
         row = desk.any_item(date, request.path_params["citation_id"])
         if row is None:
             return PlainTextResponse("no such item", status_code=404)
@@ -273,10 +252,10 @@ def create_app(output_url: str, token: str | None = None) -> Starlette:
     routes = [
         Route("/", nights),
         Route("/reviewer", set_reviewer, methods=["POST"]),
-        Route("/night/{night}", night),
-        Route("/night/{night}/decide", decide, methods=["POST"]),
-        Route("/night/{night}/crop/{citation_id}", crop),
-        Route("/night/{night}/capture/{citation_id}", capture),
+        Route("/night/{night}", of_a_night(desk, night)),
+        Route("/night/{night}/decide", of_a_night(desk, decide), methods=["POST"]),
+        Route("/night/{night}/crop/{citation_id}", of_a_night(desk, crop)),
+        Route("/night/{night}/capture/{citation_id}", of_a_night(desk, capture)),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)])
 

@@ -18,24 +18,9 @@ from anpr_core.datasets import IMAGE_SUFFIXES
 from anpr_core.errors import ImageError
 from anpr_jobs.storage import STATE_SCHEMA, fetch_one, open_url
 from anpr_jobs.tickets.outputs import PART_NAME
-from anpr_jobs.tickets.publish import STATE_DIR, read_table, state_folder
+from anpr_jobs.tickets.publish import nights_run, read_table, state_folder
 from anpr_jobs.tickets.reviews import CITING, latest_by_item, load_reviews
 from anpr_jobs.trainingdata import REVIEW_MANIFEST
-
-
-def reviewed_nights(fs, root: str, since: date | None = None) -> list[str]:
-    """The nights (YYYY-MM-DD) the tickets job ran under ``root``, from ``since`` on, in order."""
-    folder = posixpath.join(root, STATE_DIR)
-    if not fs.isdir(folder):
-        return []
-    nights = []
-    for path in fs.ls(folder, detail=False):
-        name = posixpath.basename(path.rstrip("/"))
-        if name.startswith("date="):
-            night = name[5:]
-            if since is None or date.fromisoformat(night) >= since:
-                nights.append(night)
-    return sorted(nights)
 
 
 def write_labels(output_url: str, out_dir: str | Path, since: date | None = None) -> dict:
@@ -45,7 +30,7 @@ def write_labels(output_url: str, out_dir: str | Path, since: date | None = None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written, skipped, reviewers, nights = 0, {"no plate box": 0, "capture unreadable": 0}, set(), []
-    for night in reviewed_nights(fs, root, since):
+    for night in nights_run(fs, root, since):
         latest = latest_by_item(load_reviews(fs, root, night))
         if not latest:
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import re
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -38,6 +39,7 @@ from anpr_jobs.tickets.reviews import apply_reviews, latest_by_item, load_review
 from anpr_jobs.tickets.rules import Decision, EarlierCitation, Evidence, Rules, dedupe
 
 STATE_DIR = "_state/nights"
+NIGHT = re.compile(r"\d{4}-\d\d-\d\d")  # a night's date, as its folders name it
 DATASETS = {  # outcome -> the dataset it is written to
     "citation": "citations",
     "duplicate": "duplicates",
@@ -123,6 +125,22 @@ def decision_from_row(row: dict) -> Decision:
         citation_threshold=row["citation_threshold"],
     )
     return Decision(event, evidence, row["outcome"], row["reason"])
+
+
+def nights_run(fs, root: str, since: date | None = None) -> list[str]:
+    """The nights (YYYY-MM-DD) the tickets job ran under ``root``, from ``since`` on, oldest
+    first."""
+    folder = posixpath.join(root, STATE_DIR)
+    if not fs.isdir(folder):
+        return []
+    nights = []
+    for path in fs.ls(folder, detail=False):
+        name = posixpath.basename(path.rstrip("/"))
+        night = name.removeprefix("date=")
+        is_night = night != name and NIGHT.fullmatch(night)
+        if is_night and (since is None or date.fromisoformat(night) >= since):
+            nights.append(night)
+    return sorted(nights)
 
 
 def has_state(fs, root: str, night_date: str) -> bool:
