@@ -40,6 +40,10 @@ ALIGNED_REJECT_KEEP = 1.0
 # Up to this many times as many samples for a rare character class (O, Q, I on US plates have
 # 5-20x fewer than the median class): without it the classifier reads every O as 0.
 RARE_BOOST = 8
+# Synthetic training crops mixed with the real plates by default (``synth.training_crop``):
+# rendered characters in every class of the region, degraded as captures are.
+SYNTHETIC_PLATES = 0
+SYNTHETIC_STREAM = 7  # keeps the synthetic crops' random draws apart from other uses of a seed
 # Folds of the cross-fitting that teaches the confidence calibrator (1: no calibrator).
 CALIBRATION_FOLDS = 3
 
@@ -159,6 +163,17 @@ class TrainingSet:
     y: np.ndarray
     plates_used: int
     plates_skipped: int
+    synthetic_used: int = 0  # synthetic crops (``SyntheticPlate``) among the rows' sources
+
+    def with_synthetic(self, synthetic: TrainingSet) -> TrainingSet:
+        """These rows and those of ``synthetic``, drawn from synthetic crops."""
+        return TrainingSet(
+            np.vstack([self.X, synthetic.X]),
+            np.concatenate([self.y, synthetic.y]),
+            self.plates_used,
+            self.plates_skipped,
+            self.synthetic_used + synthetic.plates_used,
+        )
 
     def summary(self) -> dict:
         """Counts to log with a training run."""
@@ -166,12 +181,40 @@ class TrainingSet:
         return {
             "plates_used": self.plates_used,
             "plates_skipped": self.plates_skipped,
+            "synthetic_plates_used": self.synthetic_used,
             "samples": len(self.y),
             "reject_samples": int(np.sum(self.y == REJECT)),
             "classes": len(labels),
             "rarest_class": str(labels[counts.argmin()]) if len(labels) else "",
             "rarest_count": int(counts.min()) if len(labels) else 0,
         }
+
+
+@dataclass(frozen=True)
+class SyntheticPlate:
+    """Training crop ``index`` of ``seed`` for ``region`` (``synth.training_crop``), drawn
+    where it is loaded: a reference is cheap to send to a cluster, the pixels are not."""
+
+    region: RegionConfig
+    seed: int
+    index: int
+
+    def triple(self) -> tuple[np.ndarray, None, str]:
+        from anpr_core.synth import training_crop
+
+        rng = np.random.default_rng((self.seed, self.index, SYNTHETIC_STREAM))
+        crop = training_crop(rng, self.region)
+        return crop.image, None, crop.text
+
+
+def load_synthetic(plate: SyntheticPlate) -> tuple[np.ndarray, None, str]:
+    """The ``load_plate`` of synthetic crops."""
+    return plate.triple()
+
+
+def synthetic_plates(count: int, region: RegionConfig, seed: int) -> list[SyntheticPlate]:
+    """References to ``count`` synthetic training crops of ``region`` for training ``seed``."""
+    return [SyntheticPlate(region, seed, i) for i in range(count)]
 
 
 def sequential_map(fn, items) -> list:
@@ -244,6 +287,7 @@ def training_set(
     map_plates=sequential_map,
     load_plate=as_plate,
     copies: dict[str, int] | None = None,
+    start: int = 0,
 ) -> TrainingSet:
     """Character samples from ``plates``: triples of (grey image, box or None, text), or
     references that ``load_plate`` turns into such triples.
@@ -251,7 +295,8 @@ def training_set(
     ``augment`` jittered copies are added per sample (see ``jitter``); ``model`` enables forced
     alignment of plates that segment into a few pieces too many (see ``plate_samples``).
     ``map_plates(fn, items)`` returns ``[fn(item) for item in items]``, perhaps computed
-    elsewhere (a Dask cluster); the rows are the same whichever map computes them.
+    elsewhere (a Dask cluster); the rows are the same whichever map computes them. Plates are
+    numbered from ``start`` for their random draws.
     """
     from anpr_core.features import char_vectors
 
@@ -265,7 +310,7 @@ def training_set(
         load_plate=load_plate,
         copies=copies,
     )
-    numbered = list(enumerate(plates))
+    numbered = list(enumerate(plates, start))
     found = [r for r in map_plates(rows_of, numbered) if r is not None]
     X = np.vstack([x for x, _ in found]) if found else char_vectors([])
     y = np.concatenate([labels for _, labels in found]) if found else np.array([], str)
@@ -282,6 +327,7 @@ def fit_char_model(
     load_plate=as_plate,
     max_boost: int = RARE_BOOST,
     calibration_folds: int = CALIBRATION_FOLDS,
+    synthetic: int = SYNTHETIC_PLATES,
     **classifier_params,
 ):
     """A PlateModel (character classifier, plate verifier, calibrator) fitted on ``plates``
@@ -310,6 +356,7 @@ def fit_char_model(
         map_plates=map_plates,
         load_plate=load_plate,
         max_boost=max_boost,
+        synthetic=synthetic_plates(synthetic, region, seed),
         **classifier_params,
     )
     model, final = fit(plates)
@@ -330,20 +377,32 @@ def fit_once(
     map_plates,
     load_plate,
     max_boost: int,
+    synthetic: list[SyntheticPlate] = (),
     **classifier_params,
 ):
     """(PlateModel of the classifier and its plate verifier, final TrainingSet): the two
-    rounds of ``fit_char_model`` on ``plates``, without calibration."""
-    rounds = functools.partial(
-        training_set,
-        plates,
-        region,
-        augment,
-        seed,
-        thresholds=settings.thresholds,
-        map_plates=map_plates,
-        load_plate=load_plate,
-    )
+    rounds of ``fit_char_model`` on ``plates``, without calibration. The characters come
+    from ``plates`` and the ``synthetic`` crops; the plate verifier learns from ``plates``."""
+    common = dict(thresholds=settings.thresholds, map_plates=map_plates)
+
+    def rounds(**round_options) -> TrainingSet:
+        found = training_set(
+            plates, region, augment, seed, load_plate=load_plate, **common, **round_options
+        )
+        if not synthetic:
+            return found
+        rendered = training_set(
+            synthetic,
+            region,
+            augment,
+            seed,
+            load_plate=load_synthetic,
+            start=len(plates),
+            **common,
+            **round_options,
+        )
+        return found.with_synthetic(rendered)
+
     first = rounds()
     if len(set(first.y)) < 2:
         raise ValueError(

@@ -41,6 +41,15 @@ MIN_SCENE_CHAR_PX = 17  # character height in a scene before perspective jitter
 CORNER_JITTER = 0.08  # corner displacement / plate height
 MAX_ROTATION_DEG = 6.0
 MAX_BLUR_SIGMA = 1.2
+# Training crops (``training_crop``): plate heights in pixels, drawn log-uniformly (the
+# rectified plates of small scene plates to large crops); JPEG qualities; the share smeared by
+# motion, and how far per 100 pixels of plate height. A stream number keeps their random draws
+# apart from ``synth_crops``' of the same seed.
+TRAIN_CROP_HEIGHT = (28, 170)
+TRAIN_JPEG_QUALITY = (25, 95)
+MOTION_BLUR_SHARE = 0.3
+MAX_MOTION_PX = 4.0
+TRAINING_STREAM = 1
 
 US_STATES = (
     "CALIFORNIA", "TEXAS", "NEW YORK", "FLORIDA", "OHIO", "ILLINOIS", "GEORGIA", "ARIZONA",
@@ -546,6 +555,55 @@ def synth_crops(count: int, seed: int, region: RegionConfig) -> Iterator[tuple[s
         plate = synth_plate(rng, region)
         image = _degrade(rng, plate.image, blur_max=0.8, noise_max=5.0, shading_max=0.0)
         yield f"{region.name}_{seed}_{i:05d}", SynthPlate(image, plate.text, plate.char_boxes)
+
+
+def training_crop(rng: np.random.Generator, region: RegionConfig) -> SynthPlate:
+    """A grey plate crop as a camera would give it, for training the character classifier: a
+    random plate of the region seen in mild perspective at a random size (character heights
+    of small scene plates to large crops), rendered to grey with random channel weights
+    (colour or infrared), blurred (defocus or motion), relit, noisy and JPEG-compressed.
+    ``char_boxes`` are those of the flat plate, before the warp."""
+    plate = synth_plate(rng, region)
+    flat_h, flat_w = plate.image.shape[:2]
+    height = int(
+        round(np.exp(rng.uniform(np.log(TRAIN_CROP_HEIGHT[0]), np.log(TRAIN_CROP_HEIGHT[1]))))
+    )
+    width = int(round(height * flat_w / flat_h * rng.uniform(0.9, 1.1)))
+    reach = CORNER_JITTER * height
+    corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+    corners += rng.uniform(-reach, reach, (4, 2)).astype(np.float32)
+    source = np.array([[0, 0], [flat_w, 0], [flat_w, flat_h], [0, flat_h]], np.float32)
+    small = cv2.resize(plate.image, (width, height), interpolation=cv2.INTER_AREA)
+    scale = np.array([width / flat_w, height / flat_h], np.float32)
+    matrix = cv2.getPerspectiveTransform(source * scale, corners)
+    warped = cv2.warpPerspective(small, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    weights = rng.dirichlet((2.0, 2.0, 2.0))
+    gray = np.clip(warped.astype(np.float32) @ weights.astype(np.float32), 0, 255).astype(np.uint8)
+    if rng.random() < MOTION_BLUR_SHARE:
+        gray = _motion_blur(rng, gray, rng.uniform(1.0, MAX_MOTION_PX * height / 100))
+    gray = _degrade(
+        rng, gray, blur_max=MAX_BLUR_SIGMA * height / 100, noise_max=8.0, shading_max=6.0
+    )
+    quality = int(rng.integers(*TRAIN_JPEG_QUALITY))
+    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    gray = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else gray
+    return SynthPlate(gray, plate.text, plate.char_boxes)
+
+
+def training_crops(count: int, seed: int, region: RegionConfig) -> Iterator[SynthPlate]:
+    """``count`` training crops (``training_crop``); crop i depends only on (seed, i)."""
+    for i in range(count):
+        yield training_crop(np.random.default_rng((seed, i, TRAINING_STREAM)), region)
+
+
+def _motion_blur(rng: np.random.Generator, gray: np.ndarray, length: float) -> np.ndarray:
+    """``gray`` smeared along a random direction over ``length`` pixels."""
+    size = max(3, int(np.ceil(length)) | 1)
+    kernel = np.zeros((size, size), np.float32)
+    kernel[size // 2, :] = 1.0
+    turn = cv2.getRotationMatrix2D((size / 2 - 0.5, size / 2 - 0.5), rng.uniform(0, 180), 1.0)
+    kernel = cv2.warpAffine(kernel, turn, (size, size))
+    return cv2.filter2D(gray, -1, kernel / max(kernel.sum(), 1e-6))
 
 
 def _plate_quad(

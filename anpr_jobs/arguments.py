@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--experiment", default="anpr-train", help="MLflow experiment (anpr-train)")
     train.add_argument("--seed", type=int, default=0, help="the same seed trains the same model")
     train.add_argument(
+        "--synthetic",
+        type=nonnegative_int,
+        default=None,
+        metavar="N",
+        help="rendered plate crops to learn characters from beside the real plates "
+        "(default: 0, which reads real plates best: docs/accuracy.md)",
+    )
+    train.add_argument(
         "--promote",
         action="store_true",
         help="make the new version champion if it reads at least as well as the champion",
@@ -233,6 +241,14 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """``text`` as an int >= 0 (argparse type)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
 

@@ -58,6 +58,7 @@ def cmd_train(args) -> int:
         eval_dirs=args.eval,
         scheduler=args.scheduler,
         workers=args.workers,
+        **({} if args.synthetic is None else {"synthetic": args.synthetic}),
     )
     print(f"model {result.model_uri}" + (" (champion)" if result.champion else ""))
     if result.promotion:
@@ -65,7 +66,8 @@ def cmd_train(args) -> int:
     print(f"run {result.run_id}")
     data = result.data
     print(
-        f"trained on {data['plates_used']} plates ({data['plates_skipped']} did not segment), "
+        f"trained on {data['plates_used']} plates ({data['plates_skipped']} did not segment) "
+        f"and {data['synthetic_plates_used']} synthetic, "
         f"{data['samples']} character samples; {data['data_holdout_files']} images held out"
     )
     for key, value in sorted(result.metrics.items()):

@@ -28,7 +28,7 @@ from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, summarize
 from anpr_core.model import char_model_of
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
-from anpr_core.samples import RARE_BOOST, fit_char_model, training_set
+from anpr_core.samples import RARE_BOOST, SYNTHETIC_PLATES, fit_char_model, training_set
 from anpr_jobs import models, reports
 from anpr_jobs.cluster import cluster_client
 from anpr_jobs.storage import load_gray
@@ -212,6 +212,7 @@ def run_params(
     augment,
     extraction=IN_PROCESS,
     rare_class_boost=RARE_BOOST,
+    synthetic=SYNTHETIC_PLATES,
 ) -> dict[str, str]:
     """Every parameter a training run logs."""
     params = {f"settings.{k}": str(v) for k, v in settings.to_dict().items()}
@@ -223,6 +224,7 @@ def run_params(
         seed=str(seed),
         augment=str(augment),
         rare_class_boost=str(rare_class_boost),
+        synthetic_plates=str(synthetic),
         pipeline_version=PIPELINE_VERSION,
         code_version=code_version(),
         feature_extraction=extraction,
@@ -244,6 +246,7 @@ def train(
     eval_dirs: Sequence[str | Path] | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
+    synthetic: int = SYNTHETIC_PLATES,
     **classifier_options,
 ) -> TrainResult:
     """A new registered version of the region's classifier, trained on ``data_dirs``.
@@ -257,7 +260,8 @@ def train(
     ``tracking`` overrides ``models.tracking_uri()``; ``artifact_location`` is used when the
     experiment is created. With ``scheduler`` (a Dask scheduler's address) or ``workers`` (a
     LocalCluster of that many processes) the characters are cut and described on the cluster;
-    the samples, and so the model, are the same as in this process.
+    the samples, and so the model, are the same as in this process. ``synthetic`` rendered
+    plate crops (``synth.training_crop``) join the real plates' characters.
     """
     import mlflow
 
@@ -274,7 +278,14 @@ def train(
     with cluster as client:
         extraction = where_extracted(client, scheduler)
         model, samples = fit_model(
-            train_items, config, settings, augment, seed, client, **classifier_options
+            train_items,
+            config,
+            settings,
+            augment,
+            seed,
+            client,
+            synthetic=synthetic,
+            **classifier_options,
         )
 
     store = models.use_tracking(tracking)
@@ -291,6 +302,7 @@ def train(
                 augment,
                 extraction,
                 classifier_options.get("max_boost", RARE_BOOST),
+                synthetic,
             )
         )
         mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in data.items()})

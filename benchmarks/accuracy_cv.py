@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--breakdown", action="store_true", help="count where scene plates were lost"
     )
+    parser.add_argument(
+        "--synthetic", type=int, default=None, help="synthetic training crops per fold model"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             for box, text in item.plates
         ]
         with blas_threads(1):  # as `anpr train` fits: threaded BLAS is 4x slower on 2 cores
-            model, training = fit_char_model(plates, region, seed=args.seed)
+            extra = {} if args.synthetic is None else {"synthetic": args.synthetic}
+            model, training = fit_char_model(plates, region, seed=args.seed, **extra)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
         with blas_threads(1):  # as the jobs read: one BLAS thread per process
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         folds=args.folds,
         seed=args.seed,
         shifts=args.shifts,
+        synthetic=args.synthetic,
         train_plates_used=round(plates_used / max(plates_total, 1), 3),
         seconds=round(time.perf_counter() - start, 1),
     )

@@ -4,8 +4,15 @@ import cv2
 import numpy as np
 
 from anpr_core.classify import REJECT, build_classifier
-from anpr_core.config import load_region
-from anpr_core.samples import class_copies, plate_rows, plate_samples, training_set
+from anpr_core.config import load_region, matching_pattern
+from anpr_core.samples import (
+    class_copies,
+    fit_char_model,
+    plate_rows,
+    plate_samples,
+    synthetic_plates,
+    training_set,
+)
 from anpr_core.synth import synth_crops
 
 
@@ -82,3 +89,16 @@ def test_every_piece_forced_alignment_drops_becomes_a_reject_sample():
         _, labels = plate_rows((i, plate), region, augment=1, model=model)
         assert np.sum(labels == REJECT) == 2 * found.labels.count(REJECT) > 0
     assert aligned > 0
+
+
+def test_synthetic_crops_join_the_characters_and_are_counted_apart():
+    region, plates = load_region("us"), _plates(8, seed=3)
+    rendered = [p.triple() for p in synthetic_plates(4, region, seed=0)]
+    assert rendered[0][2] == synthetic_plates(4, region, seed=0)[0].triple()[2]
+    assert all(matching_pattern(text, region.patterns) for _, _, text in rendered)
+    plain = fit_char_model(plates, region, seed=0, calibration_folds=1)[1]
+    mixed = fit_char_model(plates, region, seed=0, calibration_folds=1, synthetic=4)[1]
+    assert plain.synthetic_used == 0 and 0 < mixed.synthetic_used <= 4
+    assert mixed.plates_used == plain.plates_used
+    assert len(mixed.y) > len(plain.y)
+    assert mixed.summary()["synthetic_plates_used"] == mixed.synthetic_used

@@ -18,6 +18,8 @@ from anpr_core.synth import (
     synth_plate,
     synth_scene,
     synth_scenes,
+    training_crop,
+    training_crops,
 )
 
 REGIONS = ("us", "eu", "br")
@@ -290,3 +292,20 @@ def test_crops_are_named_labeled_and_deterministic(region):
         assert np.array_equal(a.image, b.image)
         assert matching_pattern(a.text, region.patterns) is not None
         assert_char_boxes_valid(a)
+
+
+def test_training_crops_are_grey_labeled_in_the_charset_and_deterministic(region):
+    first = list(training_crops(4, 9, region))
+    again = list(training_crops(4, 9, region))
+    for a, b in zip(first, again, strict=True):
+        assert a.image.ndim == 2 and a.image.dtype == np.uint8
+        assert np.array_equal(a.image, b.image) and a.text == b.text
+        assert set(a.text) <= set(ALPHABET)
+        assert matching_pattern(a.text, region.patterns) is not None
+    assert not np.array_equal(first[0].image, first[1].image)
+
+
+def test_training_crops_span_small_and_large_plates():
+    region = load_region("us")
+    heights = [training_crop(np.random.default_rng(i), region).image.shape[0] for i in range(40)]
+    assert min(heights) < 45 and max(heights) > 110

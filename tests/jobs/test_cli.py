@@ -52,8 +52,20 @@ def test_train_prints_the_model_uri_and_metrics(workdir, synthetic, anpr):
     assert status == 0
     assert "models:/anpr-char-classifier-us/1 (champion)" in out
     assert "holdout_plate_accuracy" in out and "crops_plate_accuracy" in out
-    status, out, _ = anpr("train", synthetic["crops"], "--seed", "1")
+    assert "and 0 synthetic" in out
+    status, out, _ = anpr("train", synthetic["crops"], "--seed", "1", "--synthetic", "6")
     assert status == 0 and "models:/anpr-char-classifier-us/2\n" in out
+    used = int(re.search(r"and (\d+) synthetic", out).group(1))
+    assert 0 < used <= 6
+    run_id = out.split("run ")[1].split()[0]
+    assert mlflow_params(run_id)["synthetic_plates"] == "6"
+
+
+def mlflow_params(run_id: str) -> dict[str, str]:
+    """The parameters logged on MLflow run ``run_id`` of the current tracking store."""
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_run(run_id).data.params
 
 
 def test_train_on_local_workers_registers_the_model_training_in_process_gives(
