@@ -12,6 +12,7 @@ from anpr_core.config import RegionConfig
 from anpr_core.metrics import (
     TRUST_THRESHOLDS,
     at_threshold,
+    calibrated_ece,
     citation_confidence,
     detected,
     expected_calibration_error,
@@ -103,12 +104,13 @@ def summarize(
 def trust(
     results: list[ImageResult], citation_thresholds: float | Sequence[float | None] | None = None
 ) -> dict:
-    """``ece``; ``precision_at`` and ``coverage_at`` keyed by each of TRUST_THRESHOLDS (as
-    text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of the ticket rule: a
-    format pattern matched and confidence at least the learned citation threshold (one for
-    all images, or one per image, as each was read by its own model; None: a version without a
-    calibrator, ``metrics.citation_confidence``). The best read per image; an image with no
-    read has confidence 0."""
+    """``ece``, and ``ece_if_calibrated`` (what a calibrated confidence would show on these
+    images: the ECE's noise floor); ``precision_at`` and ``coverage_at`` keyed by each of
+    TRUST_THRESHOLDS (as text, "0.8"); and ``citation_precision`` / ``citation_coverage`` of
+    the ticket rule: a format pattern matched and confidence at least the learned citation
+    threshold (one for all images, or one per image, as each was read by its own model; None:
+    a version without a calibrator, ``metrics.citation_confidence``). The best read per
+    image; an image with no read has confidence 0."""
     confidences = [r.confidence if r.read else 0.0 for r in results]
     correct = [r.read == r.label for r in results]
     precision_at, coverage_at = {}, {}
@@ -126,6 +128,7 @@ def trust(
     n_cited, right = len(cited), sum(cited)
     return {
         "ece": expected_calibration_error(confidences, correct),
+        "ece_if_calibrated": calibrated_ece(confidences),
         "precision_at": precision_at,
         "coverage_at": coverage_at,
         "citation_precision": right / n_cited if n_cited else None,

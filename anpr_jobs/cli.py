@@ -226,7 +226,10 @@ def print_trust(results, totals: dict, threshold: float) -> None:
 
     confidences = [r.confidence if r.read else 0.0 for r in results]
     correct = [r.read == r.label for r in results]
-    print(f"\nexpected calibration error {totals['ece']:.3f}")
+    print(
+        f"\nexpected calibration error {totals['ece']:.3f} (a calibrated confidence would "
+        f"show {totals['ece_if_calibrated']:.3f} on {len(results)} images)"
+    )
     print("confidence    reads  mean conf  right")
     for low, high, n, mean, right in reliability_bins(confidences, correct):
         print(f"{low:.1f}-{high:.1f}   {n:>8} {mean:>10.3f} {right:>6.3f}")

@@ -1,8 +1,10 @@
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from anpr_core.metrics import (
     at_threshold,
+    calibrated_ece,
     char_accuracy,
     detected,
     edit_distance,
@@ -65,3 +67,17 @@ def test_calibration_error_is_bounded_and_zero_for_a_perfect_oracle(reads):
     assert 0.0 <= expected_calibration_error(confidences, correct) <= 1.0
     oracle = [1.0 if r else 0.0 for r in correct]
     assert expected_calibration_error(oracle, correct) == 0.0
+
+
+def test_the_ece_of_a_calibrated_confidence_falls_with_the_number_of_images():
+    rng = np.random.default_rng(3)
+    floors = {}
+    for n in (55, 400, 4000):
+        confidences = rng.uniform(0.2, 1.0, n)
+        right = rng.random(n) < confidences  # calibrated by construction
+        floors[n] = calibrated_ece(confidences.tolist())
+        assert (
+            abs(expected_calibration_error(confidences.tolist(), right.tolist()) - floors[n]) < 0.06
+        )
+    assert floors[55] > 0.08 > floors[400] > floors[4000] and floors[4000] < 0.02
+    assert calibrated_ece([1.0] * 30) == 0.0 and calibrated_ece([]) == 0.0

@@ -18,6 +18,7 @@ EVALUATE_KEYS = {
     "detection_recall",
     "ms_per_image",
     "ece",
+    "ece_if_calibrated",
     "precision_at",
     "coverage_at",
     "citation_precision",
