@@ -40,8 +40,8 @@ ALIGNED_REJECT_KEEP = 1.0
 # Up to this many times as many samples for a rare character class (O, Q, I on US plates have
 # 5-20x fewer than the median class): without it the classifier reads every O as 0.
 RARE_BOOST = 8
-# Synthetic training crops mixed with the real plates by default (``synth.training_crop``):
-# rendered characters in every class of the region, degraded as captures are.
+# Synthetic training crops mixed with the real plates (``synth.training_crop``). None by
+# default: on US crops 300 of them cost 0.011 of plate accuracy, 1000 cost 0.057.
 SYNTHETIC_PLATES = 0
 SYNTHETIC_STREAM = 7  # keeps the synthetic crops' random draws apart from other uses of a seed
 # Folds of the cross-fitting that teaches the confidence calibrator (1: no calibrator).
