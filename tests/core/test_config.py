@@ -49,6 +49,12 @@ def test_pattern_slots_and_matching():
     assert matching_pattern("AB12", ("@@@####",)) is None
 
 
+@pytest.mark.parametrize("text", ["ABC1234", "HH9G5W", "1049338"])
+def test_us_region_knows_common_state_formats(text):
+    # the generic 3+4, Missouri's letter-letter-digit-letter-digit-letter, New Hampshire numeric
+    assert matching_pattern(text, load_region("us").patterns) is not None
+
+
 def test_bad_pattern_is_refused():
     with pytest.raises(RegionError):
         RegionConfig(name="x", patterns=("@@-##",))
