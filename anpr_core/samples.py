@@ -253,8 +253,9 @@ def plate_rows(
     does not segment into its label.
 
     ``load_plate(plate)`` gives the (grey image, box or None, text) triple. The random choices
-    (reject pieces kept, jitter) come from a generator seeded by (``seed``, index), so a plate
-    gives the same rows whichever process handles it and in whatever order.
+    come from generators seeded by (``seed``, index): which reject pieces are kept from one,
+    each piece's jitter from its own. A plate gives the same rows whichever process handles it
+    and in whatever order, and more copies of one class leave every other row as it was.
     """
     from anpr_core.features import char_vectors
 
@@ -263,15 +264,16 @@ def plate_rows(
     found = plate_samples(gray, text, region, box, thresholds, model)
     if found is None:
         return None
-    rng = np.random.default_rng((seed, index))
+    keep_rng = np.random.default_rng((seed, index))
     chars: list[CharImage] = []
     labels: list[str] = []
-    for char, label in zip(found.chars, found.labels, strict=True):
+    for position, (char, label) in enumerate(zip(found.chars, found.labels, strict=True)):
         keep = ALIGNED_REJECT_KEEP if found.aligned else REJECT_KEEP
-        if label == REJECT and rng.random() > keep:
+        if label == REJECT and keep_rng.random() > keep:
             continue
         n = (copies or {}).get(label, augment)
-        variants = [char, *jitter(char, rng, n)] if n else [char]
+        jitter_rng = np.random.default_rng((seed, index, position))
+        variants = [char, *jitter(char, jitter_rng, n)] if n else [char]
         chars.extend(variants)
         labels.extend([label] * len(variants))
     return char_vectors(chars), np.array(labels)
