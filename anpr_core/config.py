@@ -66,6 +66,9 @@ class RegionConfig:
     # An end piece farther from its neighbour than this many typical gaps is not a character
     # (e.g. the blue country band of EU plates); 0 keeps every piece.
     max_end_gap: float = 0.0
+    # Groups of characters printed alike in the region's font (e.g. "O0"): a format slot that
+    # allows one of a group and not the others reads the group's summed probability.
+    same_glyphs: tuple[str, ...] = ()
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,11 @@ class RegionConfig:
             raise RegionError(f"region {self.name}: pattern_weight must be in (0, 1]")
         for pattern in self.patterns:
             pattern_slots(pattern)
+        for group in self.same_glyphs:
+            if len(group) < 2 or set(group) - set(ALPHABET):
+                raise RegionError(
+                    f"region {self.name}: same_glyphs group {group!r} must be two or more of A-Z0-9"
+                )
         _check_synth(self.name, self.synth)
 
     def to_dict(self) -> dict:

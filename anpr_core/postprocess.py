@@ -45,21 +45,40 @@ def pattern_columns(pattern: str) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(sorted(ALPHABET.index(c) for c in s)) for s in pattern_slots(pattern))
 
 
+@lru_cache(maxsize=64)
+def glyph_partners(same_glyphs: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
+    """ALPHABET column -> the columns printed alike with it, from a region's ``same_glyphs``."""
+    partners: dict[int, tuple[int, ...]] = {}
+    for group in same_glyphs:
+        columns = [ALPHABET.index(c) for c in group]
+        for c in columns:
+            partners[c] = tuple(o for o in columns if o != c)
+    return partners
+
+
 class SlotScores:
     """Best class and its log probability per piece, for each set of allowed classes.
 
     Patterns share few distinct slots (letter, digit, any), so each is computed once per read,
-    as plain lists: ``align`` walks them one number at a time.
+    as plain lists: ``align`` walks them one number at a time. ``partners`` names characters
+    printed alike (O and 0): a slot that allows one and not the other scores it by their
+    summed probability, since the slot, not the shape, tells them apart.
     """
 
-    def __init__(self, log_p: np.ndarray):
+    def __init__(self, log_p: np.ndarray, partners: dict[int, tuple[int, ...]] | None = None):
         self.log_p = log_p
+        self.partners = partners or {}
         self._cache: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
 
     def __call__(self, slot: tuple[int, ...]) -> tuple[list[int], list[float]]:
         if slot not in self._cache:
             columns = np.asarray(slot)
             sub = self.log_p[:, columns]
+            allowed = set(slot)
+            for j, c in enumerate(slot):
+                others = [o for o in self.partners.get(c, ()) if o not in allowed]
+                if others:  # ``sub`` is a copy: numpy's fancy indexing copies
+                    sub[:, j] = np.logaddexp.reduce(self.log_p[:, [c, *others]], axis=1)
             k = sub.argmax(axis=1)
             self._cache[slot] = (columns[k].tolist(), sub[np.arange(len(sub)), k].tolist())
         return self._cache[slot]
@@ -113,7 +132,7 @@ def read_plate(
     char_probs = np.zeros((len(probs), len(ALPHABET)))
     char_probs[:, known] = probs[:, columns[known]]
     reject = probs[:, index[REJECT]] if REJECT in index else np.full(len(probs), 1e-3)
-    scores = SlotScores(np.log(np.maximum(char_probs, 1e-9)))
+    scores = SlotScores(np.log(np.maximum(char_probs, 1e-9)), glyph_partners(region.same_glyphs))
     log_r = np.log(np.maximum(reject, 1e-9))
     any_char = tuple(range(len(ALPHABET)))
     lo, hi = region.char_count
@@ -129,10 +148,18 @@ def read_plate(
             hypotheses.append((aligned[0] + penalty, None, aligned[1], aligned[2]))
     if not hypotheses:
         return None
-    hypotheses.sort(key=lambda h: h[0], reverse=True)
+    if scores.partners:  # formats that read a glyph both ways tie: its shape decides
+        hypotheses.sort(key=lambda h: shape_score(scores.log_p, h[2], h[3]), reverse=True)
+        hypotheses.sort(key=lambda h: round(h[0], 9), reverse=True)
+    else:
+        hypotheses.sort(key=lambda h: h[0], reverse=True)
     log_score, pattern, kept, cols = hypotheses[0]
     rows = char_probs.tolist()
-    char_conf = tuple(rows[i][c] for i, c in zip(kept, cols, strict=True))
+    slots = pattern_columns(pattern) if pattern else (any_char,) * len(cols)
+    char_conf = tuple(
+        _slot_probability(rows[i], c, slot, scores.partners)
+        for i, c, slot in zip(kept, cols, slots, strict=True)
+    )
     text = "".join(ALPHABET[c] for c in cols)
     confidence = float(math.prod(char_conf))
     return Read(
@@ -144,6 +171,19 @@ def read_plate(
         pattern=pattern,
         alternatives=_alternatives(hypotheses, rows, log_r, region, confidence, top_k),
     )
+
+
+def shape_score(log_p: np.ndarray, kept: list[int], cols: list[int]) -> float:
+    """Log probability of the kept pieces' characters as the classifier saw them."""
+    return float(sum(log_p[i, c] for i, c in zip(kept, cols, strict=True)))
+
+
+def _slot_probability(
+    row: list[float], column: int, slot: tuple[int, ...], partners: dict[int, tuple[int, ...]]
+) -> float:
+    """The probability a slot gives its chosen character: with the characters printed alike
+    that the slot does not allow (a digit slot reads an O as a 0)."""
+    return row[column] + sum(row[o] for o in partners.get(column, ()) if o not in slot)
 
 
 def _alternatives(

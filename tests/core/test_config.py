@@ -134,3 +134,12 @@ def test_every_plate_style_has_a_painter():
     from anpr_core.synth import PLATE_PAINTERS
 
     assert set(PLATE_PAINTERS) == set(PLATE_STYLES)
+
+
+def test_same_glyphs_are_checked_and_default_to_none():
+    with pytest.raises(RegionError, match="same_glyphs"):
+        RegionConfig(name="t", same_glyphs=("O",))
+    stored = load_region("eu").to_dict()
+    assert stored["same_glyphs"] == ["O0"]
+    del stored["same_glyphs"]  # a version registered before the key reads as it did
+    assert RegionConfig.from_dict(stored).same_glyphs == ()

@@ -80,3 +80,25 @@ def test_alternatives_that_drop_characters_pay_for_them():
     assert [t for t, _ in read.alternatives][0] == "4OUL881"
     shorter = [c for t, c in read.alternatives if len(t) < len(read.text)]
     assert shorter and all(c < 0.01 * read.confidence for c in shorter)
+
+
+def test_same_glyphs_let_the_format_slot_decide():
+    """O and 0 printed alike: a digit slot reads the glyph as 0 however sure the classifier
+    is of O, where without ``same_glyphs`` the weak format prior cannot outweigh it."""
+    plain = RegionConfig(name="t", char_count=(5, 8), patterns=("@@###@@",), pattern_weight=0.9)
+    alike = RegionConfig(**{**plain.__dict__, "same_glyphs": ("O0",)})
+    pieces = sure("RK3") + [{"O": 0.98, "0": 0.015}] + sure("1AH")
+    assert read_plate(probs_for(*pieces), CLASSES, plain).text == "RK3O1AH"
+    read = read_plate(probs_for(*pieces), CLASSES, alike)
+    assert read.text == "RK301AH" and read.pattern == "@@###@@"
+    assert read.char_confidences[3] > 0.99  # the glyph's probability, O's and 0's together
+
+
+def test_formats_that_read_a_glyph_both_ways_tie_and_its_shape_decides():
+    region = RegionConfig(
+        name="t", char_count=(5, 8), patterns=("@@##@@@", "@@###@@"), same_glyphs=("O0",)
+    )
+    zero = sure("TS26") + [{"0": 0.9, "O": 0.08}] + sure("AK")
+    assert read_plate(probs_for(*zero), CLASSES, region).text == "TS260AK"
+    letter = sure("TS26") + [{"O": 0.9, "0": 0.08}] + sure("AK")
+    assert read_plate(probs_for(*letter), CLASSES, region).text == "TS26OAK"
