@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from anpr_core.errors import RegionError
@@ -69,6 +71,9 @@ class RegionConfig:
     # Groups of characters printed alike in the region's font (e.g. "O0"): a format slot that
     # allows one of a group and not the others reads the group's summed probability.
     same_glyphs: tuple[str, ...] = ()
+    # How many training plates matched each pattern (aligned with ``patterns``), learned by
+    # ``with_pattern_counts`` when a version is trained: formats that tie read as the commoner.
+    pattern_counts: tuple[int, ...] = ()
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
@@ -79,6 +84,11 @@ class RegionConfig:
             raise RegionError(f"region {self.name}: pattern_weight must be in (0, 1]")
         for pattern in self.patterns:
             pattern_slots(pattern)
+        if self.pattern_counts and len(self.pattern_counts) != len(self.patterns):
+            raise RegionError(
+                f"region {self.name}: pattern_counts must give one count per pattern"
+                f" ({len(self.patterns)}), got {len(self.pattern_counts)}"
+            )
         for group in self.same_glyphs:
             if len(group) < 2 or set(group) - set(ALPHABET):
                 raise RegionError(
@@ -204,6 +214,13 @@ def _expand_class(body: str) -> set[str]:
     if bad:
         raise RegionError(f"bad pattern class [{body}]: {sorted(bad)} not in A-Z0-9")
     return chars
+
+
+def with_pattern_counts(region: RegionConfig, texts: Iterable[str]) -> RegionConfig:
+    """``region`` with ``pattern_counts`` learned from training plates' ``texts`` (a text
+    counts for the first pattern it matches, as a read names it)."""
+    counts = Counter(matching_pattern(text, region.patterns) for text in texts)
+    return replace(region, pattern_counts=tuple(counts[p] for p in region.patterns))
 
 
 def matching_pattern(text: str, patterns: tuple[str, ...]) -> str | None:

@@ -148,8 +148,10 @@ def read_plate(
             hypotheses.append((aligned[0] + penalty, None, aligned[1], aligned[2]))
     if not hypotheses:
         return None
-    if scores.partners:  # formats that read a glyph both ways tie: its shape decides
+    if scores.partners:  # formats reading a glyph both ways tie: the commoner wins, then shape
+        counts = dict(zip(region.patterns, region.pattern_counts, strict=False))
         hypotheses.sort(key=lambda h: shape_score(scores.log_p, h[2], h[3]), reverse=True)
+        hypotheses.sort(key=lambda h: counts.get(h[1], 0), reverse=True)
         hypotheses.sort(key=lambda h: round(h[0], 9), reverse=True)
     else:
         hypotheses.sort(key=lambda h: h[0], reverse=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 
 from anpr_core.calibrate import citation_threshold_of
-from anpr_core.config import load_region
+from anpr_core.config import load_region, with_pattern_counts
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_recognition, summarize
 from anpr_core.localize import localize_plates
@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             if fold_of(item.name, args.folds) != fold
             for box, text in item.plates
         ]
+        learned = with_pattern_counts(region, (text for _, _, text in plates))  # as `anpr train`
         with blas_threads(1):  # as `anpr train` fits: threaded BLAS is 4x slower on 2 cores
             extra = {} if args.synthetic is None else {"synthetic": args.synthetic}
-            model, training = fit_char_model(plates, region, seed=args.seed, **extra)
+            model, training = fit_char_model(plates, learned, seed=args.seed, **extra)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
         with blas_threads(1):  # as the jobs read: one BLAS thread per process
@@ -126,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
                     for k in range(args.shifts):
                         image, moved = shifted(gray[item.path], box, k)
                         result, recognition = evaluate_recognition(
-                            item.name, image, moved, text, model, region
+                            item.name, image, moved, text, model, learned
                         )
                         results.append(result)
                         thresholds.append(citation_threshold_of(model))
                         if args.breakdown and moved is not None:
-                            lost[lost_at(image, moved, text, recognition.reads, region)] += 1
+                            lost[lost_at(image, moved, text, recognition.reads, learned)] += 1
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results, thresholds)
     figures.update(

@@ -8,6 +8,7 @@ from anpr_core.config import (
     load_region,
     matching_pattern,
     pattern_slots,
+    with_pattern_counts,
 )
 from anpr_core.errors import RegionError
 
@@ -143,3 +144,13 @@ def test_same_glyphs_are_checked_and_default_to_none():
     assert stored["same_glyphs"] == ["O0"]
     del stored["same_glyphs"]  # a version registered before the key reads as it did
     assert RegionConfig.from_dict(stored).same_glyphs == ()
+
+
+def test_pattern_counts_are_learned_per_pattern_and_checked():
+    region = load_region("br")
+    learned = with_pattern_counts(region, ["ABC1234", "ABC1D23", "XYZ9876", "NOT A PLATE"])
+    assert learned.pattern_counts == (2, 1)
+    assert RegionConfig.from_dict(learned.to_dict()) == learned  # stored with the version
+    assert region.pattern_counts == ()  # a shipped region, or an older version, has none
+    with pytest.raises(RegionError, match="pattern_counts"):
+        RegionConfig(name="t", patterns=("@@#",), pattern_counts=(1, 2))

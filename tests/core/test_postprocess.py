@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anpr_core.classify import REJECT
-from anpr_core.config import ALPHABET, RegionConfig, load_region
+from anpr_core.config import ALPHABET, RegionConfig, load_region, with_pattern_counts
 from anpr_core.postprocess import read_plate
 
 CLASSES = list(ALPHABET) + [REJECT]
@@ -102,3 +102,18 @@ def test_formats_that_read_a_glyph_both_ways_tie_and_its_shape_decides():
     assert read_plate(probs_for(*zero), CLASSES, region).text == "TS260AK"
     letter = sure("TS26") + [{"O": 0.9, "0": 0.08}] + sure("AK")
     assert read_plate(probs_for(*letter), CLASSES, region).text == "TS26OAK"
+
+
+def test_formats_that_tie_read_as_the_commoner_in_training():
+    """A tie between formats goes to the one more training plates matched, before the shape:
+    the shape of one glyph says little where the region prints it alike."""
+    plain = RegionConfig(
+        name="t", char_count=(5, 8), patterns=("@@##@@@", "@@###@@"), same_glyphs=("O0",)
+    )
+    letter = sure("TS26") + [{"O": 0.9, "0": 0.08}] + sure("AK")
+    assert read_plate(probs_for(*letter), CLASSES, plain).text == "TS26OAK"
+    learned = with_pattern_counts(plain, ["AB123CD", "XY987ZW", "KL12MNO"])
+    assert learned.pattern_counts == (1, 2)
+    assert read_plate(probs_for(*letter), CLASSES, learned).text == "TS260AK"
+    other = sure("TS26") + [{"Q": 0.9, "0": 0.08}] + sure("AK")  # no tie: the scores decide
+    assert read_plate(probs_for(*other), CLASSES, learned).text == "TS26QAK"
