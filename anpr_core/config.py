@@ -71,9 +71,13 @@ class RegionConfig:
     # Groups of characters printed alike in the region's font (e.g. "O0"): a format slot that
     # allows one of a group and not the others reads the group's summed probability.
     same_glyphs: tuple[str, ...] = ()
-    # How many training plates matched each pattern (aligned with ``patterns``), learned by
-    # ``with_pattern_counts`` when a version is trained: formats that tie read as the commoner.
+    # Learned by ``learned_from_labels`` when a version is trained, empty in region files: how
+    # many training plates matched each pattern (aligned with ``patterns``; formats that tie
+    # read as the commoner), and how often training labels use each character of
+    # ``same_glyphs`` (aligned with its characters; where every one of a group may stand, the
+    # glyph reads as the commonest).
     pattern_counts: tuple[int, ...] = ()
+    glyph_counts: tuple[int, ...] = ()
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def __post_init__(self) -> None:
@@ -88,6 +92,11 @@ class RegionConfig:
             raise RegionError(
                 f"region {self.name}: pattern_counts must give one count per pattern"
                 f" ({len(self.patterns)}), got {len(self.pattern_counts)}"
+            )
+        if self.glyph_counts and len(self.glyph_counts) != len("".join(self.same_glyphs)):
+            raise RegionError(
+                f"region {self.name}: glyph_counts must give one count per character of"
+                f" same_glyphs, got {len(self.glyph_counts)}"
             )
         for group in self.same_glyphs:
             if len(group) < 2 or set(group) - set(ALPHABET):
@@ -216,11 +225,17 @@ def _expand_class(body: str) -> set[str]:
     return chars
 
 
-def with_pattern_counts(region: RegionConfig, texts: Iterable[str]) -> RegionConfig:
-    """``region`` with ``pattern_counts`` learned from training plates' ``texts`` (a text
-    counts for the first pattern it matches, as a read names it)."""
-    counts = Counter(matching_pattern(text, region.patterns) for text in texts)
-    return replace(region, pattern_counts=tuple(counts[p] for p in region.patterns))
+def learned_from_labels(region: RegionConfig, texts: Iterable[str]) -> RegionConfig:
+    """``region`` with ``pattern_counts`` and ``glyph_counts`` learned from training plates'
+    ``texts`` (a text counts for the first pattern it matches, as a read names it)."""
+    texts = list(texts)
+    patterns = Counter(matching_pattern(text, region.patterns) for text in texts)
+    chars = Counter("".join(texts))
+    return replace(
+        region,
+        pattern_counts=tuple(patterns[p] for p in region.patterns),
+        glyph_counts=tuple(chars[c] for c in "".join(region.same_glyphs)),
+    )
 
 
 def matching_pattern(text: str, patterns: tuple[str, ...]) -> str | None:

@@ -56,6 +56,32 @@ def glyph_partners(same_glyphs: tuple[str, ...]) -> dict[int, tuple[int, ...]]:
     return partners
 
 
+@lru_cache(maxsize=64)
+def glyph_commoners(same_glyphs: tuple[str, ...], glyph_counts: tuple[int, ...]) -> dict[int, int]:
+    """ALPHABET column -> the column of its group that training labels use most, from a
+    region's learned ``glyph_counts`` (empty without them; a group whose counts tie has none)."""
+    commoners: dict[int, int] = {}
+    counts = iter(glyph_counts)
+    for group in same_glyphs if glyph_counts else ():
+        uses = {ALPHABET.index(c): next(counts) for c in group}
+        first, second = sorted(uses.values(), reverse=True)[:2]
+        if first > second:
+            commoners.update(dict.fromkeys(uses, max(uses, key=uses.get)))
+    return commoners
+
+
+def as_commoner(
+    cols: list[int], slots: tuple[tuple[int, ...], ...], commoners: dict[int, int]
+) -> list[int]:
+    """``cols`` with each glyph printed alike read as its commonest character wherever the
+    slot allows them all: the shape cannot tell them apart, and labels say which is likelier.
+    Only the text changes; which hypothesis wins was decided on the classifier's scores."""
+    return [
+        commoners[c] if c in commoners and commoners[c] in slot else c
+        for c, slot in zip(cols, slots, strict=True)
+    ]
+
+
 class SlotScores:
     """Best class and its log probability per piece, for each set of allowed classes.
 
@@ -158,8 +184,12 @@ def read_plate(
     log_score, pattern, kept, cols = hypotheses[0]
     rows = char_probs.tolist()
     slots = pattern_columns(pattern) if pattern else (any_char,) * len(cols)
+    commoners = glyph_commoners(region.same_glyphs, region.glyph_counts)
+    if commoners:
+        cols = as_commoner(cols, slots, commoners)
+        hypotheses[0] = (log_score, pattern, kept, cols)
     char_conf = tuple(
-        _slot_probability(rows[i], c, slot, scores.partners)
+        _slot_probability(rows[i], c, slot, scores.partners, c in commoners)
         for i, c, slot in zip(kept, cols, slots, strict=True)
     )
     text = "".join(ALPHABET[c] for c in cols)
@@ -181,11 +211,16 @@ def shape_score(log_p: np.ndarray, kept: list[int], cols: list[int]) -> float:
 
 
 def _slot_probability(
-    row: list[float], column: int, slot: tuple[int, ...], partners: dict[int, tuple[int, ...]]
+    row: list[float],
+    column: int,
+    slot: tuple[int, ...],
+    partners: dict[int, tuple[int, ...]],
+    commonest: bool = False,
 ) -> float:
     """The probability a slot gives its chosen character: with the characters printed alike
-    that the slot does not allow (a digit slot reads an O as a 0)."""
-    return row[column] + sum(row[o] for o in partners.get(column, ()) if o not in slot)
+    that the slot does not allow (a digit slot reads an O as a 0), or all of them where the
+    character is its glyph's ``commonest`` reading."""
+    return row[column] + sum(row[o] for o in partners.get(column, ()) if commonest or o not in slot)
 
 
 def _alternatives(

@@ -23,7 +23,7 @@ import numpy as np
 from anpr_core import datasets
 from anpr_core.calibrate import citation_threshold_of
 from anpr_core.classify import REJECT
-from anpr_core.config import RegionConfig, load_region, with_pattern_counts
+from anpr_core.config import RegionConfig, learned_from_labels, load_region
 from anpr_core.datasets import LabeledImage
 from anpr_core.evaluation import ImageResult, summarize
 from anpr_core.model import char_model_of
@@ -274,7 +274,7 @@ def train(
     train_items = [item for f in folders for item in f.train]
     if not train_items:
         raise ValueError("no training images: every image fell in the held-out part")
-    config = with_pattern_counts(config, (text for item in train_items for _, text in item.plates))
+    config = learned_from_labels(config, (text for item in train_items for _, text in item.plates))
     cluster = cluster_client(scheduler, workers) if scheduler or workers else nullcontext()
     with cluster as client:
         extraction = where_extracted(client, scheduler)

@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 
 from anpr_core.calibrate import citation_threshold_of
-from anpr_core.config import load_region, with_pattern_counts
+from anpr_core.config import learned_from_labels, load_region
 from anpr_core.datasets import fold_of, read_labeled
 from anpr_core.evaluation import evaluate_recognition, summarize
 from anpr_core.localize import localize_plates
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             if fold_of(item.name, args.folds) != fold
             for box, text in item.plates
         ]
-        learned = with_pattern_counts(region, (text for _, _, text in plates))  # as `anpr train`
+        learned = learned_from_labels(region, (text for _, _, text in plates))  # as `anpr train`
         with blas_threads(1):  # as `anpr train` fits: threaded BLAS is 4x slower on 2 cores
             extra = {} if args.synthetic is None else {"synthetic": args.synthetic}
             model, training = fit_char_model(plates, learned, seed=args.seed, **extra)

@@ -5,10 +5,10 @@ from anpr_core.config import (
     RegionConfig,
     SynthConfig,
     available_regions,
+    learned_from_labels,
     load_region,
     matching_pattern,
     pattern_slots,
-    with_pattern_counts,
 )
 from anpr_core.errors import RegionError
 
@@ -146,11 +146,14 @@ def test_same_glyphs_are_checked_and_default_to_none():
     assert RegionConfig.from_dict(stored).same_glyphs == ()
 
 
-def test_pattern_counts_are_learned_per_pattern_and_checked():
+def test_pattern_and_glyph_counts_are_learned_and_checked():
     region = load_region("br")
-    learned = with_pattern_counts(region, ["ABC1234", "ABC1D23", "XYZ9876", "NOT A PLATE"])
+    learned = learned_from_labels(region, ["ABC1234", "ABC1D23", "XYZ9876", "NOT A PLATE", "O0O0"])
     assert learned.pattern_counts == (2, 1)
+    assert learned.glyph_counts == (3, 2)  # O, then 0, as br.toml's same_glyphs names them
     assert RegionConfig.from_dict(learned.to_dict()) == learned  # stored with the version
     assert region.pattern_counts == ()  # a shipped region, or an older version, has none
     with pytest.raises(RegionError, match="pattern_counts"):
         RegionConfig(name="t", patterns=("@@#",), pattern_counts=(1, 2))
+    with pytest.raises(RegionError, match="glyph_counts"):
+        RegionConfig(name="t", same_glyphs=("O0",), glyph_counts=(1,))

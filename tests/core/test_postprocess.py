@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anpr_core.classify import REJECT
-from anpr_core.config import ALPHABET, RegionConfig, load_region, with_pattern_counts
+from anpr_core.config import ALPHABET, RegionConfig, learned_from_labels, load_region
 from anpr_core.postprocess import read_plate
 
 CLASSES = list(ALPHABET) + [REJECT]
@@ -112,8 +112,26 @@ def test_formats_that_tie_read_as_the_commoner_in_training():
     )
     letter = sure("TS26") + [{"O": 0.9, "0": 0.08}] + sure("AK")
     assert read_plate(probs_for(*letter), CLASSES, plain).text == "TS26OAK"
-    learned = with_pattern_counts(plain, ["AB123CD", "XY987ZW", "KL12MNO"])
+    learned = learned_from_labels(plain, ["AB123CD", "XY987ZW", "KL12MNO"])
     assert learned.pattern_counts == (1, 2)
     assert read_plate(probs_for(*letter), CLASSES, learned).text == "TS260AK"
     other = sure("TS26") + [{"Q": 0.9, "0": 0.08}] + sure("AK")  # no tie: the scores decide
     assert read_plate(probs_for(*other), CLASSES, learned).text == "TS26QAK"
+
+
+def test_a_glyph_no_format_decides_reads_as_the_commoner_in_training():
+    """Where every character printed alike may stand (a read matching no pattern), the glyph
+    reads as the one training labels use most; a format slot still decides where it can."""
+    plain = RegionConfig(
+        name="t", char_count=(5, 8), patterns=("@@###@@",), pattern_weight=0.9, same_glyphs=("O0",)
+    )
+    learned = learned_from_labels(plain, ["AB120CD", "XY907ZW", "1B20440"])
+    assert learned.glyph_counts == (0, 4)
+    free = sure("1B7") + [{"O": 0.9, "0": 0.08}] + sure("44")
+    assert read_plate(probs_for(*free), CLASSES, plain).text == "1B7O44"
+    read = read_plate(probs_for(*free), CLASSES, learned)
+    assert read.text == "1B7044" and read.pattern is None
+    assert read.char_confidences[3] > 0.97  # the glyph's probability, O's and 0's together
+    assert read.alternatives[0] == (read.text, read.confidence)
+    letter = sure("RK3") + sure("01") + [{"O": 0.9, "0": 0.08}] + sure("H")
+    assert read_plate(probs_for(*letter), CLASSES, learned).text == "RK301OH"
