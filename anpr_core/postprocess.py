@@ -189,7 +189,7 @@ def read_plate(
         cols = as_commoner(cols, slots, commoners)
         hypotheses[0] = (log_score, pattern, kept, cols)
     char_conf = tuple(
-        _slot_probability(rows[i], c, slot, scores.partners, c in commoners)
+        _slot_probability(rows[i], c, slot, scores.partners, commoners.get(c) == c)
         for i, c, slot in zip(kept, cols, slots, strict=True)
     )
     text = "".join(ALPHABET[c] for c in cols)

@@ -30,6 +30,9 @@ def test_a_run_logs_params_data_and_holdout_metrics(use_trained, synthetic):
     mlflow.set_tracking_uri(use_trained["uri"])
     summary = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/data_summary.json")
     assert summary["plates_used"] > 0 and summary["data_files"] == 38
+    region = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/region.json")
+    assert len(region["pattern_counts"]) == len(region["patterns"])  # learned from the labels
+    assert 0 < sum(region["pattern_counts"]) <= summary["plates_used"] + summary["plates_skipped"]
     assert result.metrics == {k: metrics[k] for k in result.metrics}
 
 
