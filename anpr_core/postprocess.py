@@ -74,7 +74,7 @@ def as_commoner(
     cols: list[int], slots: tuple[tuple[int, ...], ...], commoners: dict[int, int]
 ) -> list[int]:
     """``cols`` with each glyph printed alike read as its commonest character wherever the
-    slot allows them all: the shape cannot tell them apart, and labels say which is likelier.
+    slot allows that one: the shape cannot tell them apart, and labels say which is likelier.
     Only the text changes; which hypothesis wins was decided on the classifier's scores."""
     return [
         commoners[c] if c in commoners and commoners[c] in slot else c
