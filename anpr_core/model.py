@@ -1,11 +1,12 @@
 """The learned parts of a model version as one scikit-learn estimator.
 
-A version reads plates with three fitted parts: the character classifier (BBPS -> MLP), the
-plate verifier (is a candidate a plate?) and the confidence calibrator (is a read right?).
-``PlateModel`` holds the three as its parameters, so ``clone``, ``get_params`` and MLflow see
-one model and nothing rides on it unseen: a clone is the same three parts unfitted, and
-``fit`` on character samples refits the classifier and drops the calibrator, which learned
-the mistakes of the classifier it replaced.
+A version reads plates with four fitted parts: the character classifier (BBPS -> MLP), the
+plate verifier (is a candidate a plate?), the confidence calibrator (is a read right?) and
+the piece model (is a piece, by its place in the row, not a character?). ``PlateModel``
+holds the four as its parameters, so ``clone``, ``get_params`` and MLflow see one model and
+nothing rides on it unseen: a clone is the same parts unfitted, and ``fit`` on character
+samples refits the classifier and drops the calibrator, which learned the mistakes of the
+classifier it replaced. A PlateModel pickled before the piece model existed loads with none.
 
 Versions registered before it are a bare character Pipeline carrying the verifier and the
 calibrator as the attributes ``plate_verifier_`` and ``confidence_calibrator_``; ``part_of``
@@ -24,18 +25,25 @@ LEGACY_ATTRIBUTES = {
 
 
 class PlateModel(ClassifierMixin, BaseEstimator):
-    """A character classifier with its plate verifier and confidence calibrator (either may
-    be None: a version trained without scenes has no verifier, one too small to cross-fit no
-    calibrator). It predicts characters from character images, as its classifier does."""
+    """A character classifier with its plate verifier, confidence calibrator and piece model
+    (each may be None: a version trained without scenes has no verifier, one too small to
+    cross-fit no calibrator, one from before pieces were modelled no piece model). It
+    predicts characters from character images, as its classifier does."""
 
-    def __init__(self, char_model=None, plate_verifier=None, confidence_calibrator=None):
+    def __init__(
+        self, char_model=None, plate_verifier=None, confidence_calibrator=None, piece_model=None
+    ):
         self.char_model = char_model
         self.plate_verifier = plate_verifier
         self.confidence_calibrator = confidence_calibrator
+        self.piece_model = piece_model
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__({"piece_model": None, **state})
 
     def fit(self, X, y) -> PlateModel:
         """This model, its classifier refitted (a fresh clone) on character images ``X`` with
-        labels ``y``; the verifier stays, the calibrator is dropped."""
+        labels ``y``; the verifier and the piece model stay, the calibrator is dropped."""
         self.char_model = clone(self.char_model).fit(X, y)
         self.confidence_calibrator = None
         return self
@@ -52,11 +60,12 @@ class PlateModel(ClassifierMixin, BaseEstimator):
 
 
 def part_of(model, name: str):
-    """The part ``name`` (``plate_verifier`` or ``confidence_calibrator``) of a version's
-    model, a PlateModel (or a wrapper that passes its attributes on) or a legacy Pipeline;
-    None when it has none."""
+    """The part ``name`` (``plate_verifier``, ``confidence_calibrator`` or ``piece_model``) of
+    a version's model, a PlateModel (or a wrapper that passes its attributes on) or a legacy
+    Pipeline; None when it has none."""
     found = getattr(model, name, None)
-    return found if found is not None else getattr(model, LEGACY_ATTRIBUTES[name], None)
+    legacy = LEGACY_ATTRIBUTES.get(name)
+    return found if found is not None or legacy is None else getattr(model, legacy, None)
 
 
 def char_model_of(model):

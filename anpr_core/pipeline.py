@@ -18,17 +18,18 @@ import cv2
 import numpy as np
 
 from anpr_core.calibrate import Agreement, calibrated, confidence_calibrator, read_evidence
-from anpr_core.classify import char_probabilities, model_classes
+from anpr_core.classify import REJECT, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
 from anpr_core.errors import ImageError
 from anpr_core.localize import localize_plates, quad_box
 from anpr_core.metrics import iou
+from anpr_core.pieces import context_odds, piece_model, with_context
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate_cuts
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
-PIPELINE_VERSION = "0.3.3"
+PIPELINE_VERSION = "0.4.0"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
@@ -225,8 +226,11 @@ def read_candidates(
     Each candidate is cut the ways of its ``plans`` entry (default: ``hypothesis_plan``).
     Hypotheses go in rounds, most promising first; a candidate already read with a score of
     ``settings.good_read_score`` is not cut again. Each round classifies all its pieces in
-    one batch: the classifier's cost is mostly per call.
+    one batch: the classifier's cost is mostly per call. Where the model has a piece model,
+    each piece's odds of not being a character are weighed by its place in its row
+    (``pieces.with_context``).
     """
+    pieces = piece_model(model) if REJECT in classes else None
     with timer.stage("segment"):
         plates = [rectify(gray, c.quad, PLATE_HEIGHT) for c in candidates]
     if plans is None:
@@ -257,8 +261,12 @@ def read_candidates(
             continue
         with timer.stage("describe+classify"):
             all_probs = char_probabilities(model, [c for h in found for c in h.chars])
-        bounds = np.cumsum([0] + [len(h.chars) for h in found])
-        probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            bounds = np.cumsum([0] + [len(h.chars) for h in found])
+            probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            if pieces is not None:
+                odds = context_odds(pieces, [h.chars for h in found])
+                reject = classes.index(REJECT)
+                probs = [with_context(p, reject, o) for p, o in zip(probs, odds, strict=True)]
         with timer.stage("postprocess"):
             best, round_texts = best_reads(found, probs, classes, region, settings, best)
         texts = merged(texts, round_texts)

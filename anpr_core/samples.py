@@ -11,7 +11,7 @@ character.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -20,6 +20,7 @@ from anpr_core.calibrate import fit_calibrator
 from anpr_core.classify import REJECT, build_classifier, char_probabilities, model_classes
 from anpr_core.config import RegionConfig
 from anpr_core.model import PlateModel
+from anpr_core.pieces import PIECE_FEATURES, fit_piece_model, piece_features
 from anpr_core.pipeline import Settings, analyze, whole_image_candidate
 from anpr_core.postprocess import MAX_DROPPED, SlotScores, align
 from anpr_core.records import Box, CharImage
@@ -155,15 +156,24 @@ def jitter(char: CharImage, rng: np.random.Generator, copies: int = 2) -> list[C
     return out
 
 
+def no_pieces() -> np.ndarray:
+    """An empty block of ``pieces.piece_features`` rows."""
+    return np.zeros((0, len(PIECE_FEATURES)))
+
+
 @dataclass(frozen=True)
 class TrainingSet:
-    """Character rows (``features.char_vectors``) with labels, and how they were obtained."""
+    """Character rows (``features.char_vectors``) with labels, the context of each plate's
+    pieces in its row (``pieces.piece_features``) with whether each is a character, and how
+    they were obtained."""
 
     X: np.ndarray
     y: np.ndarray
     plates_used: int
     plates_skipped: int
     synthetic_used: int = 0  # synthetic crops (``SyntheticPlate``) among the rows' sources
+    pieces: np.ndarray = field(default_factory=no_pieces)
+    not_char: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # 1: not a character
 
     def with_synthetic(self, synthetic: TrainingSet) -> TrainingSet:
         """These rows and those of ``synthetic``, drawn from synthetic crops."""
@@ -173,6 +183,8 @@ class TrainingSet:
             self.plates_used,
             self.plates_skipped,
             self.synthetic_used + synthetic.plates_used,
+            np.vstack([self.pieces, synthetic.pieces]),
+            np.concatenate([self.not_char, synthetic.not_char]),
         )
 
     def summary(self) -> dict:
@@ -187,6 +199,8 @@ class TrainingSet:
             "classes": len(labels),
             "rarest_class": str(labels[counts.argmin()]) if len(labels) else "",
             "rarest_count": int(counts.min()) if len(labels) else 0,
+            "row_pieces": len(self.not_char),
+            "row_pieces_not_chars": int(self.not_char.sum()),
         }
 
 
@@ -248,9 +262,11 @@ def plate_rows(
     thresholds: tuple[tuple[float, float], ...] = Settings.thresholds,
     load_plate=as_plate,
     copies: dict[str, int] | None = None,
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(feature rows, labels) of the plate ``numbered`` = (index, plate), or None when it
-    does not segment into its label.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(feature rows, labels, piece-context rows, not-a-character flags) of the plate
+    ``numbered`` = (index, plate), or None when it does not segment into its label. The
+    context rows are those of the plate's row of pieces (``pieces.piece_features``), as
+    segmentation cut it: the label's characters, and the pieces forced alignment dropped.
 
     ``load_plate(plate)`` gives the (grey image, box or None, text) triple. The random choices
     come from generators seeded by (``seed``, index): which reject pieces are kept from one,
@@ -276,7 +292,9 @@ def plate_rows(
         variants = [char, *jitter(char, jitter_rng, n)] if n else [char]
         chars.extend(variants)
         labels.extend([label] * len(variants))
-    return char_vectors(chars), np.array(labels)
+    row = len(found.chars) if found.aligned else len(text)  # the straddling windows follow
+    not_char = np.array([label == REJECT for label in found.labels[:row]], int)
+    return char_vectors(chars), np.array(labels), piece_features(found.chars[:row]), not_char
 
 
 def training_set(
@@ -314,9 +332,10 @@ def training_set(
     )
     numbered = list(enumerate(plates, start))
     found = [r for r in map_plates(rows_of, numbered) if r is not None]
-    X = np.vstack([x for x, _ in found]) if found else char_vectors([])
-    y = np.concatenate([labels for _, labels in found]) if found else np.array([], str)
-    return TrainingSet(X, y, len(found), len(numbered) - len(found))
+    if not found:
+        return TrainingSet(char_vectors([]), np.array([], str), 0, len(numbered))
+    X, y, pieces, not_char = (np.concatenate(part) for part in zip(*found, strict=True))
+    return TrainingSet(X, y, len(found), len(numbered) - len(found), 0, pieces, not_char)
 
 
 def fit_char_model(
@@ -382,9 +401,11 @@ def fit_once(
     synthetic: list[SyntheticPlate] = (),
     **classifier_params,
 ):
-    """(PlateModel of the classifier and its plate verifier, final TrainingSet): the two
-    rounds of ``fit_char_model`` on ``plates``, without calibration. The characters come
-    from ``plates`` and the ``synthetic`` crops; the plate verifier learns from ``plates``."""
+    """(PlateModel of the classifier, its plate verifier and its piece model, final
+    TrainingSet): the two rounds of ``fit_char_model`` on ``plates``, without calibration.
+    The characters come from ``plates`` and the ``synthetic`` crops; the plate verifier
+    learns from ``plates``; the piece model from the final round's rows of pieces, where
+    forced alignment found the pieces that are not characters."""
     common = dict(thresholds=settings.thresholds, map_plates=map_plates)
 
     def rounds(**round_options) -> TrainingSet:
@@ -417,7 +438,8 @@ def fit_once(
     verifier = fit_plate_verifier(
         plates, region, seed, map_plates, load_plate, settings.localize_scheme
     )
-    return PlateModel(model, verifier), final
+    pieces = fit_piece_model(final.pieces, final.not_char, seed)
+    return PlateModel(model, verifier, piece_model=pieces), final
 
 
 def image_groups(plates: list) -> list[int]:

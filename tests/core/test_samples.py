@@ -75,7 +75,7 @@ def _with_ring_before_first_char(crop) -> np.ndarray:
     return gray
 
 
-def test_every_piece_forced_alignment_drops_becomes_a_reject_sample():
+def test_every_piece_forced_alignment_drops_becomes_a_reject_sample_and_a_non_char_piece():
     region = load_region("us")
     crops = [c for _, c in synth_crops(40, seed=3, region=region)]
     first = training_set([(_gray(c), None, c.text) for c in crops], region, augment=1)
@@ -87,8 +87,10 @@ def test_every_piece_forced_alignment_drops_becomes_a_reject_sample():
         if found is None or not found.aligned:
             continue
         aligned += 1
-        _, labels = plate_rows((i, plate), region, augment=1, model=model)
+        _, labels, pieces, not_char = plate_rows((i, plate), region, augment=1, model=model)
         assert np.sum(labels == REJECT) == 2 * found.labels.count(REJECT) > 0
+        assert not_char.tolist() == [int(label == REJECT) for label in found.labels]
+        assert len(pieces) == len(found.chars)
     assert aligned > 0
 
 
