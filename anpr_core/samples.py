@@ -351,17 +351,18 @@ def fit_char_model(
     synthetic: int = SYNTHETIC_PLATES,
     **classifier_params,
 ):
-    """A PlateModel (character classifier, plate verifier, calibrator) fitted on ``plates``
-    (triples of grey image, box or None, text, or references that ``load_plate`` turns into
-    such triples), with the TrainingSet of its final round.
+    """A PlateModel (character classifier, plate verifier, calibrator, piece model) fitted on
+    ``plates`` (triples of grey image, box or None, text, or references that ``load_plate``
+    turns into such triples), with the TrainingSet of its final round.
 
     Two rounds: the first model learns from plates that segment into exactly their label's
     length; it then aligns the plates with a few pieces too many, and the second model learns
     from both (about 20% more plates on the US crops), with rare character classes given up
     to ``max_boost`` times their samples in jittered copies (``class_copies``; 1: none).
     Where ``plates`` hold labeled scenes, a plate verifier (``verify.fit_plate_verifier``) is
-    fitted too; with ``calibration_folds`` of 2 or more, a confidence calibrator is learned by
-    cross-fitting (``cross_fitted_calibrator``). The three come back as one ``PlateModel``.
+    fitted too; a piece model (``pieces.fit_piece_model``) learns from the rows forced alignment
+    pairs; with ``calibration_folds`` of 2 or more, a confidence calibrator is learned by
+    cross-fitting (``cross_fitted_calibrator``). They come back as one ``PlateModel``.
     The per-plate work (segmenting, describing, reading) goes through ``map_plates(fn,
     items)``, which returns ``[fn(item) for item in items]`` and may compute it elsewhere (a
     Dask cluster); the models are fitted here.
