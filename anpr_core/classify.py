@@ -14,7 +14,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from anpr_core.errors import ModelError
-from anpr_core.features import BlockBinaryPixelSum, char_vectors
+from anpr_core.features import BlockBinaryPixelSum, char_vectors, row_width
+from anpr_core.model import char_model_of
 from anpr_core.records import CharImage
 
 REJECT = "_"
@@ -23,14 +24,15 @@ REJECT = "_"
 def build_classifier(
     hidden_units: int = 256, alpha: float = 1e-3, max_iter: int = 300, seed: int = 0, **bbps
 ) -> Pipeline:
-    """A fresh character classifier: BBPS(+HOG) -> standardize -> MLP with probabilities.
+    """A fresh character classifier: BBPS(+HOG of the binary and the grey crop) ->
+    standardize -> MLP with probabilities. It learns from ``char_vectors(..., grey=True)``.
 
     An MLP gives calibrated-enough probabilities natively and predicts in microseconds, where
     ``SVC(probability=True)`` is deprecated and slow to calibrate.
     """
     return Pipeline(
         [
-            ("bbps", BlockBinaryPixelSum(**bbps)),
+            ("bbps", BlockBinaryPixelSum(**{"use_grey": True, **bbps})),
             ("scale", StandardScaler()),
             (
                 "mlp",
@@ -54,11 +56,19 @@ def model_classes(model) -> list[str]:
     return [str(c) for c in classes]
 
 
+def takes_grey(model) -> bool:
+    """Whether a fitted character model learned from rows with the grey crop: a version
+    trained before grey features takes the binary rows alone, and reads as it did."""
+    width = getattr(char_model_of(model), "n_features_in_", None)
+    return width == row_width(grey=True)
+
+
 def char_probabilities(model, chars: Sequence[CharImage]) -> np.ndarray:
     """Class probabilities (n_chars, n_classes) of each character, in ``model_classes`` order."""
     if not chars:
         return np.zeros((0, len(model_classes(model))), np.float32)
     try:
-        return np.asarray(model.predict_proba(char_vectors(chars)), dtype=np.float32)
+        rows = char_vectors(chars, grey=takes_grey(model))
+        return np.asarray(model.predict_proba(rows), dtype=np.float32)
     except (AttributeError, ValueError) as exc:
         raise ModelError(f"the character model cannot score characters: {exc}") from exc

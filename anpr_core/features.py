@@ -1,4 +1,5 @@
-"""Character descriptors: Block Binary Pixel Sum (BBPS) plus a small HOG.
+"""Character descriptors: Block Binary Pixel Sum (BBPS) plus a small HOG, of the binary
+character and of its grey crop.
 
 A character image is first normalized to a fixed grid (``char_vectors``); the
 ``BlockBinaryPixelSum`` transformer turns those rows into the descriptor inside the model's
@@ -18,6 +19,7 @@ from anpr_core.records import CharImage
 
 CHAR_SHAPE = (32, 20)  # rows, columns of a normalized character: divisible by every grid below
 DEFAULT_GRIDS = ((4, 4), (8, 5), (16, 10))
+GREY_GRID = (8, 5)  # blocks of the grey crop's mean brightness
 
 
 def normalize_char(image: np.ndarray, shape: tuple[int, int] = CHAR_SHAPE) -> np.ndarray:
@@ -32,17 +34,30 @@ def normalize_char(image: np.ndarray, shape: tuple[int, int] = CHAR_SHAPE) -> np
     return resized.astype(np.float32) / 255.0
 
 
-def char_vectors(chars: Sequence[CharImage], shape: tuple[int, int] = CHAR_SHAPE) -> np.ndarray:
-    """Rows of normalized pixels plus the aspect ratio (w / h) of each character.
+def char_vectors(
+    chars: Sequence[CharImage], shape: tuple[int, int] = CHAR_SHAPE, grey: bool = False
+) -> np.ndarray:
+    """Rows of normalized pixels plus the aspect ratio (w / h) of each character, and with
+    ``grey`` the normalized grey crop after them (the binary one where a piece has none).
 
-    This is the model's input: ``shape[0] * shape[1] + 1`` float32 columns per character.
+    This is the model's input: ``shape[0] * shape[1] + 1`` float32 columns per character, or
+    twice the pixels plus one with ``grey`` (``row_width``).
     """
-    rows = np.zeros((len(chars), shape[0] * shape[1] + 1), np.float32)
+    pixels = shape[0] * shape[1]
+    rows = np.zeros((len(chars), row_width(shape, grey)), np.float32)
     for i, char in enumerate(chars):
-        rows[i, :-1] = normalize_char(char.image, shape).ravel()
+        rows[i, :pixels] = normalize_char(char.image, shape).ravel()
         h, w = char.image.shape[:2]
-        rows[i, -1] = w / max(h, 1)
+        rows[i, pixels] = w / max(h, 1)
+        if grey:
+            crop = char.image if char.grey is None else char.grey
+            rows[i, pixels + 1 :] = normalize_char(crop, shape).ravel()
     return rows
+
+
+def row_width(shape: tuple[int, int] = CHAR_SHAPE, grey: bool = False) -> int:
+    """Columns of a ``char_vectors`` row."""
+    return shape[0] * shape[1] * (2 if grey else 1) + 1
 
 
 def block_sums(pixels: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -90,7 +105,8 @@ def cell_numbers(height: int, width: int, cell: int) -> np.ndarray:
 
 
 class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
-    """BBPS descriptor (plus optional HOG and aspect ratio) of rows from ``char_vectors``.
+    """BBPS descriptor (plus optional HOG, aspect ratio and grey HOG) of rows from
+    ``char_vectors``.
 
     Parameters
     ----------
@@ -99,13 +115,27 @@ class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
         (e.g. 8 and B).
     use_aspect : add the character's original width / height.
     char_shape : the normalized character shape the rows were made with.
+    use_grey : add the grey crop's mean brightness per block of ``GREY_GRID`` and its
+        gradient-orientation histograms (rows made with ``char_vectors(..., grey=True)``): the
+        strokes as printed, where the threshold may have thinned, broken or joined them.
     """
 
-    def __init__(self, grids=DEFAULT_GRIDS, use_hog=True, use_aspect=True, char_shape=CHAR_SHAPE):
+    def __init__(
+        self,
+        grids=DEFAULT_GRIDS,
+        use_hog=True,
+        use_aspect=True,
+        char_shape=CHAR_SHAPE,
+        use_grey=False,
+    ):
         self.grids = grids
         self.use_hog = use_hog
         self.use_aspect = use_aspect
         self.char_shape = char_shape
+        self.use_grey = use_grey
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__({"use_grey": False, **state})  # pickled before grey features
 
     def fit(self, X, y=None):
         self.n_features_in_ = np.asarray(X).shape[1]
@@ -114,10 +144,14 @@ class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
     def transform(self, X):
         X = np.asarray(X, dtype=np.float32)
         height, width = self.char_shape
-        pixels = X[:, : height * width].reshape(-1, height, width)
+        n = height * width
+        pixels = X[:, :n].reshape(-1, height, width)
         parts = [block_sums(pixels, tuple(grid)) for grid in self.grids]
         if self.use_hog:
             parts.append(hog(pixels))
         if self.use_aspect:
-            parts.append(X[:, -1:])
+            parts.append(X[:, n : n + 1])
+        if self.use_grey:
+            grey = X[:, n + 1 : 2 * n + 1].reshape(-1, height, width)
+            parts += [block_sums(grey, GREY_GRID), hog(grey)]
         return np.hstack(parts).astype(np.float32)

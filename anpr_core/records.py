@@ -25,11 +25,13 @@ class CharImage:
     """One character cut out of a rectified plate (segment -> describe).
 
     ``image`` is a binary uint8 array (255 = ink) tightly cropped to the character;
-    ``box`` is its place in the rectified plate.
+    ``box`` is its place in the rectified plate; ``grey`` is the plate's grey crop under the
+    same box, contrast-stretched with the ink bright (None where only the binary is known).
     """
 
     image: np.ndarray
     box: Box
+    grey: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

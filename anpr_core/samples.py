@@ -131,13 +131,14 @@ def straddling_pieces(plate, chars, polarity, block, offset) -> list[CharImage]:
         x0, x1 = ax + aw // 2, bx + bw // 2
         y0, y1 = min(ay, by), max(ay + ah, by + bh)
         if x1 - x0 >= 3:
-            pieces += cut_characters(binary, [(x0, y0, x1 - x0, y1 - y0)])
+            pieces += cut_characters(binary, [(x0, y0, x1 - x0, y1 - y0)], plate)
     return pieces
 
 
 def jitter(char: CharImage, rng: np.random.Generator, copies: int = 2) -> list[CharImage]:
     """Copies of a character with its crop shifted by a pixel or two and strokes thickened or
-    thinned: the small variations segmentation produces on unseen plates."""
+    thinned: the small variations segmentation produces on unseen plates. The grey crop, if
+    any, moves with the binary one; the grey strokes stay as they were printed."""
     out = []
     image = char.image
     for _ in range(copies):
@@ -152,7 +153,11 @@ def jitter(char: CharImage, rng: np.random.Generator, copies: int = 2) -> list[C
             crop = cv2.dilate(crop, np.ones((2, 2), np.uint8))
         elif op == 2 and min(crop.shape) > 8:
             crop = cv2.erode(crop, np.ones((2, 2), np.uint8))
-        out.append(CharImage(np.ascontiguousarray(crop), char.box))
+        grey = None
+        if char.grey is not None:
+            grey_pad = cv2.copyMakeBorder(char.grey, 2, 2, 2, 2, cv2.BORDER_REPLICATE)
+            grey = np.ascontiguousarray(grey_pad[2 + dy0 : 2 + h + dy1, 2 + dx0 : 2 + w + dx1])
+        out.append(CharImage(np.ascontiguousarray(crop), char.box, grey))
     return out
 
 
@@ -294,7 +299,12 @@ def plate_rows(
         labels.extend([label] * len(variants))
     row = len(found.chars) if found.aligned else len(text)  # the straddling windows follow
     not_char = np.array([label == REJECT for label in found.labels[:row]], int)
-    return char_vectors(chars), np.array(labels), piece_features(found.chars[:row]), not_char
+    return (
+        char_vectors(chars, grey=True),
+        np.array(labels),
+        piece_features(found.chars[:row]),
+        not_char,
+    )
 
 
 def training_set(
@@ -333,7 +343,7 @@ def training_set(
     numbered = list(enumerate(plates, start))
     found = [r for r in map_plates(rows_of, numbered) if r is not None]
     if not found:
-        return TrainingSet(char_vectors([]), np.array([], str), 0, len(numbered))
+        return TrainingSet(char_vectors([], grey=True), np.array([], str), 0, len(numbered))
     X, y, pieces, not_char = (np.concatenate(part) for part in zip(*found, strict=True))
     return TrainingSet(X, y, len(found), len(numbered) - len(found), 0, pieces, not_char)
 

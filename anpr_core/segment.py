@@ -29,6 +29,7 @@ ROW_HEIGHT_ROOM = 1.2
 STRETCH_LOW, STRETCH_HIGH = 2, 98  # percentiles stretched to 0 and 255: the 2% beyond each clip
 BLOCK_FRACTION = 0.2  # threshold neighbourhood, in plate heights: spans a stroke, follows the light
 THRESHOLD_OFFSET = 30  # grey levels ink is past the local mean (darker, or lighter on dark plates)
+GREY_LOW, GREY_HIGH = 5, 95  # percentiles of a character's grey crop stretched to 0 and 255
 
 # Pieces that could be a character (``plausible_chars``), against their own height or the plate's
 # width; wider or narrower than the region's characters means against ``char_aspect_range``.
@@ -291,14 +292,34 @@ def split_wide(boxes: list[Box], max_aspect: float) -> list[Box]:
     return result
 
 
-def cut_characters(binary: np.ndarray, boxes: list[Box]) -> list[CharImage]:
-    """The ink of each box, cropped, as CharImages."""
+def cut_characters(
+    binary: np.ndarray, boxes: list[Box], plate: np.ndarray | None = None
+) -> list[CharImage]:
+    """The ink of each box, cropped, as CharImages; with the grey ``plate`` the binary was
+    made from, each with its grey crop too (``grey_crop``)."""
     chars = []
     for x, y, w, h in boxes:
         crop = binary[y : y + h, x : x + w]
         if crop.size:
-            chars.append(CharImage(np.ascontiguousarray(crop), (x, y, w, h)))
+            grey = None if plate is None else grey_crop(plate[y : y + h, x : x + w], crop)
+            chars.append(CharImage(np.ascontiguousarray(crop), (x, y, w, h), grey))
     return chars
+
+
+def grey_crop(grey: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """A character's grey crop with its ink bright and its 5th..95th percentiles stretched to
+    0..255, whatever the plate's polarity and contrast.
+
+    Thresholding keeps one bit of each pixel: a stroke thinned by blur or joined to a bolt
+    loses what the grey levels still show, so the classifier sees both.
+    """
+    grey = grey.astype(np.float32)
+    mask = ink > 0
+    if mask.any() and not mask.all() and grey[mask].mean() < grey[~mask].mean():
+        grey = 255 - grey
+    low, high = np.percentile(grey, (GREY_LOW, GREY_HIGH))
+    stretched = (grey - low) * (255.0 / max(high - low, 1.0))
+    return np.clip(stretched, 0, 255).astype(np.uint8)
 
 
 def character_band(boxes: list[Box]) -> tuple[int, int] | None:
@@ -479,10 +500,10 @@ def segment_plate_cuts(
     (empty when none are found), and with ``split``, when some piece is wide enough to be
     touching characters, the same pieces with those split (``split_touching``)."""
     binary, boxes = plate_boxes(plate, region, polarity, block_fraction, offset)
-    cuts = [cut_characters(binary, boxes)]
+    cuts = [cut_characters(binary, boxes, plate)]
     split_boxes = split_touching(binary, boxes) if split else None
     if split_boxes is not None:
-        cuts.append(cut_characters(binary, split_boxes))
+        cuts.append(cut_characters(binary, split_boxes, plate))
     return cuts
 
 

@@ -111,9 +111,9 @@ def test_the_version_is_one_estimator_clone_and_refit_keep_nothing_stale(calibra
     params = model.get_params(deep=True)
     assert {"char_model", "plate_verifier", "confidence_calibrator"} <= set(params)
     assert "char_model__mlp__alpha" in params
-    from anpr_core.features import CHAR_SHAPE
+    from anpr_core.features import row_width
 
-    rows = np.random.default_rng(0).random((20, CHAR_SHAPE[0] * CHAR_SHAPE[1] + 1), np.float32)
+    rows = np.random.default_rng(0).random((20, row_width(grey=True)), np.float32)
     labels = np.array(list("AB" * 10))
     fresh = clone(model)
     with pytest.raises(NotFittedError):
