@@ -9,6 +9,7 @@ from anpr_core.features import (
     block_sums,
     char_vectors,
     hog,
+    row_width,
 )
 from anpr_core.records import CharImage
 
@@ -84,3 +85,38 @@ def one_hot_hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
 )
 def test_hog_equals_the_one_hot_reference_to_the_bit(pixels):
     assert np.array_equal(hog(pixels), one_hot_hog(pixels))
+
+
+def _char(image, grey=None) -> CharImage:
+    return CharImage(image, (0, 0, image.shape[1], image.shape[0]), grey)
+
+
+def test_grey_rows_hold_the_grey_crop_after_the_binary_one():
+    image = np.zeros((32, 20), np.uint8)
+    image[:, 8:12] = 255
+    grey = np.full((32, 20), 40, np.uint8)
+    rows = char_vectors([_char(image, grey), _char(image)], grey=True)
+    pixels = CHAR_SHAPE[0] * CHAR_SHAPE[1]
+    assert rows.shape == (2, row_width(grey=True)) == (2, 2 * pixels + 1)
+    assert np.array_equal(rows[:, : pixels + 1], np.vstack([char_vectors([_char(image)])] * 2))
+    assert np.allclose(rows[0, pixels + 1 :], 40 / 255)
+    assert np.array_equal(rows[1, pixels + 1 :], rows[1, :pixels])  # no grey: the binary again
+
+
+def test_grey_features_follow_the_binary_descriptor():
+    image = np.zeros((32, 20), np.uint8)
+    image[4:28, 6:14] = 255
+    rows = char_vectors([_char(image, np.clip(image, 30, 200))], grey=True)
+    binary = BlockBinaryPixelSum().fit_transform(rows)
+    both = BlockBinaryPixelSum(use_grey=True).fit_transform(rows)
+    assert both.shape[1] == binary.shape[1] + 8 * 5 + (32 // 4) * (20 // 4) * 9
+    assert np.array_equal(both[:, : binary.shape[1]], binary)
+
+
+def test_a_descriptor_pickled_before_grey_features_loads_without_them():
+    import pickle
+
+    old = BlockBinaryPixelSum()
+    del old.__dict__["use_grey"]  # as pickled by a version trained before grey features
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.get_params()["use_grey"] is False

@@ -105,3 +105,35 @@ def test_synthetic_crops_join_the_characters_and_are_counted_apart():
     assert mixed.plates_used == plain.plates_used
     assert len(mixed.y) > len(plain.y)
     assert mixed.summary()["synthetic_plates_used"] == mixed.synthetic_used
+
+
+def test_a_jittered_copy_moves_its_grey_crop_with_it():
+    from anpr_core.records import CharImage
+    from anpr_core.samples import jitter
+
+    image = np.zeros((30, 16), np.uint8)
+    image[3:27, 5:11] = 255
+    char = CharImage(image, (0, 0, 16, 30), np.where(image > 0, 250, 10).astype(np.uint8))
+    copies = jitter(char, np.random.default_rng(4), copies=6)
+    assert len(copies) == 6
+    for copy in copies:
+        assert copy.grey is not None and copy.grey.shape == copy.image.shape
+    moved = [c for c in copies if c.image.shape != image.shape or c.grey[2, 5] != 10]
+    assert moved  # some copies were shifted, and their grey with them
+
+
+def test_a_classifier_reads_rows_as_wide_as_it_learned_from():
+    from anpr_core.classify import char_probabilities, takes_grey
+    from anpr_core.features import char_vectors
+
+    region, plates = load_region("us"), _plates(10, seed=3)
+    found = training_set(plates, region, augment=0, seed=1)
+    gray, box, text = plates[0]
+    chars = plate_samples(gray, text, region, box).chars
+    new = build_classifier(max_iter=50).fit(found.X, found.y)
+    pixels = found.X.shape[1] // 2
+    old = build_classifier(max_iter=50, use_grey=False).fit(found.X[:, : pixels + 1], found.y)
+    assert takes_grey(new) and not takes_grey(old)
+    assert char_probabilities(new, chars).shape == (len(chars), len(new.classes_))
+    binary_rows = char_vectors(chars)  # what a version trained before grey features reads
+    assert np.allclose(char_probabilities(old, chars), old.predict_proba(binary_rows))

@@ -10,6 +10,7 @@ from anpr_core.segment import (
     drop_distant_ends,
     drop_thin_ends,
     erase_frame_lines,
+    grey_crop,
     has_short_pieces,
     is_vertical_line,
     loosened,
@@ -233,3 +234,27 @@ def test_a_second_look_is_taken_only_where_a_piece_is_as_short_as_it_admits():
     tiny = [((10 * i, 5, 6, int(low * 0.5)), 10) for i in range(3)]
     assert has_short_pieces(short, plate, region)
     assert not has_short_pieces(tall + tiny, plate, region)
+
+
+def test_each_piece_carries_its_grey_crop_with_the_ink_bright_on_either_polarity():
+    region = load_region("us")
+    plate = _gray(synth_plate(np.random.default_rng(5), region, "XYZ789").image)
+    plate = cv2.resize(
+        plate, None, fx=PLATE_HEIGHT / plate.shape[0], fy=PLATE_HEIGHT / plate.shape[0]
+    )
+    for gray, polarity in ((plate, "dark_on_light"), (255 - plate, "light_on_dark")):
+        chars = segment_plate(gray, region, polarity)
+        assert len(chars) == 6
+        for char in chars:
+            assert char.grey is not None and char.grey.shape == char.image.shape
+            ink = char.image > 0
+            assert char.grey[ink].mean() > char.grey[~ink].mean() + 100  # ink bright
+            assert char.grey.min() == 0 and char.grey.max() == 255  # stretched
+
+
+def test_a_grey_crop_is_stretched_whatever_the_plate_contrast():
+    ink = np.zeros((20, 10), np.uint8)
+    ink[:, 4:6] = 255
+    dim = np.where(ink > 0, 90, 110).astype(np.uint8)  # dark ink, 20 grey levels of contrast
+    assert np.array_equal(grey_crop(dim, ink), grey_crop(255 - dim, ink))
+    assert np.array_equal(grey_crop(dim, ink), np.where(ink > 0, 255, 0))
