@@ -105,7 +105,7 @@ def cell_numbers(height: int, width: int, cell: int) -> np.ndarray:
 
 
 class BlockBinaryPixelSum(TransformerMixin, BaseEstimator):
-    """BBPS descriptor (plus optional HOG, aspect ratio and grey HOG) of rows from
+    """BBPS descriptor (plus optional HOG, aspect ratio and grey-crop features) of rows from
     ``char_vectors``.
 
     Parameters
