@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 
 from anpr_core.config import load_region
 from anpr_core.errors import ModelError
-from anpr_core.features import BlockBinaryPixelSum
+from anpr_core.features import BlockBinaryPixelSum, row_width
 from anpr_core.pipeline import PIPELINE_VERSION, Settings
 from anpr_jobs.models import load_recognizer, trusted_types
 
@@ -21,7 +21,7 @@ def test_champion_alias_resolves_to_its_version_once(use_trained):
     by_version = load_recognizer("models:/anpr-char-classifier-us/1", "us")
     assert by_alias.uri == by_version.uri == "models:/anpr-char-classifier-us/1"
     assert (by_alias.model_name, by_alias.model_version) == ("anpr-char-classifier-us", "1")
-    rows = np.random.default_rng(0).random((4, 641), dtype=np.float32)
+    rows = np.random.default_rng(0).random((4, row_width(grey=True)), dtype=np.float32)
     assert np.allclose(by_alias.model.predict_proba(rows), by_version.model.predict_proba(rows))
 
 
