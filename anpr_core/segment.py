@@ -502,8 +502,11 @@ def segment_plate_cuts(
     binary, boxes = plate_boxes(plate, region, polarity, block_fraction, offset)
     cuts = [cut_characters(binary, boxes, plate)]
     split_boxes = split_touching(binary, boxes) if split else None
-    if split_boxes is not None:
-        cuts.append(cut_characters(binary, split_boxes, plate))
+    if split_boxes is not None:  # the pieces not split are the whole cut's, cropped once
+        known = {c.box: c for c in cuts[0]}
+        fresh = [b for b in split_boxes if b not in known]
+        known.update((c.box, c) for c in cut_characters(binary, fresh, plate))
+        cuts.append([known[b] for b in split_boxes if b in known])
     return cuts
 
 
