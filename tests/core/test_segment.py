@@ -14,6 +14,7 @@ from anpr_core.segment import (
     has_short_pieces,
     is_vertical_line,
     loosened,
+    percentiles,
     plate_boxes,
     rectify,
     segment_plate,
@@ -258,3 +259,19 @@ def test_a_grey_crop_is_stretched_whatever_the_plate_contrast():
     dim = np.where(ink > 0, 90, 110).astype(np.uint8)  # dark ink, 20 grey levels of contrast
     assert np.array_equal(grey_crop(dim, ink), grey_crop(255 - dim, ink))
     assert np.array_equal(grey_crop(dim, ink), np.where(ink > 0, 255, 0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(1, 256),
+    st.integers(0, 2**32 - 1),
+)
+def test_crop_percentiles_are_numpys_to_the_bit(height, width, levels, seed):
+    """The histogram percentiles stretch a grey crop exactly as ``np.percentile`` would, so a
+    version trained on either reads the same crops."""
+    rng = np.random.default_rng(seed)
+    crop = (rng.integers(0, levels, (height, width)) * (255 // levels)).astype(np.uint8)
+    expected = np.percentile(crop.astype(np.float32), (5, 95))
+    assert percentiles(crop, (0.05, 0.95)) == [expected[0], expected[1]]
