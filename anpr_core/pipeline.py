@@ -211,6 +211,15 @@ def best_reads(
     return best, texts
 
 
+def probabilities_once(model, chars: list[CharImage]) -> np.ndarray:
+    """``char_probabilities(model, chars)``, each piece scored once: a split cut shares the
+    pieces it did not split with the whole cut (the same CharImage)."""
+    unique = list({id(c): c for c in chars}.values())
+    position = {id(c): k for k, c in enumerate(unique)}
+    probs = char_probabilities(model, unique)
+    return probs[[position[id(c)] for c in chars]]
+
+
 def merged(texts: dict[int, list[str]], more: dict[int, list[str]]) -> dict[int, list[str]]:
     """The texts of both, candidate by candidate, ``texts``' first."""
     keys = dict.fromkeys([*texts, *more])
@@ -260,7 +269,7 @@ def read_candidates(
         if not found:
             continue
         with timer.stage("describe+classify"):
-            all_probs = char_probabilities(model, [c for h in found for c in h.chars])
+            all_probs = probabilities_once(model, [c for h in found for c in h.chars])
             bounds = np.cumsum([0] + [len(h.chars) for h in found])
             probs = [all_probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
             if pieces is not None:

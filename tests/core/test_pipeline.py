@@ -237,3 +237,24 @@ def test_the_same_cut_refinement_reads_synthetic_plates_as_well(us_model):
 
     same, every = right(Settings()), right(Settings(refine_same_cut=False))
     assert same >= every - 1 and same >= 12, (same, every)
+
+
+def test_a_piece_shared_by_two_cuts_is_scored_once_and_read_in_both(us_model, monkeypatch):
+    from anpr_core import pipeline
+
+    rng = np.random.default_rng(2)
+    chars = [
+        CharImage((rng.random((30, 14)) > 0.5).astype(np.uint8) * 255, (i * 16, 0, 14, 30))
+        for i in range(3)
+    ]
+    scored, original = [], pipeline.char_probabilities
+
+    def counting(model, pieces):
+        scored.append(len(pieces))
+        return original(model, pieces)
+
+    monkeypatch.setattr(pipeline, "char_probabilities", counting)
+    shared = pipeline.probabilities_once(us_model, [*chars, chars[0], chars[2]])
+    assert scored == [3]
+    assert np.array_equal(shared[3], shared[0]) and np.array_equal(shared[4], shared[2])
+    assert np.allclose(shared[:3], original(us_model, chars))

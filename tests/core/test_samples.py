@@ -137,3 +137,21 @@ def test_a_classifier_reads_rows_as_wide_as_it_learned_from():
     assert char_probabilities(new, chars).shape == (len(chars), len(new.classes_))
     binary_rows = char_vectors(chars)  # what a version trained before grey features reads
     assert np.allclose(char_probabilities(old, chars), old.predict_proba(binary_rows))
+
+
+def test_the_direct_mlp_path_is_scikit_learns_predict_proba_to_the_bit():
+    from anpr_core.classify import char_probabilities, is_plain_mlp
+    from anpr_core.features import char_vectors
+
+    region, plates = load_region("us"), _plates(10, seed=4)
+    found = training_set(plates, region, augment=0, seed=2)
+    gray, box, text = plates[1]
+    chars = plate_samples(gray, text, region, box).chars
+    model = build_classifier(max_iter=50).fit(found.X, found.y)
+    expected = np.asarray(model.predict_proba(char_vectors(chars, grey=True)), np.float32)
+    assert is_plain_mlp(model)
+    assert np.array_equal(char_probabilities(model, chars), expected)
+    model.set_params(mlp__activation="tanh").fit(found.X, found.y)  # not the direct path
+    assert not is_plain_mlp(model)
+    expected = np.asarray(model.predict_proba(char_vectors(chars, grey=True)), np.float32)
+    assert np.array_equal(char_probabilities(model, chars), expected)
