@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from anpr_core.config import RegionConfig
-from anpr_core.model import part_of
+from anpr_core.model import part_of, positive_probability
 from anpr_core.postprocess import Read
 
 # What a read's correctness is learned from, in this order (one column each).
@@ -116,7 +116,8 @@ class ConfidenceCalibrator(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """``[[P(wrong), P(right)]]`` per EVIDENCE row."""
-        return self.regression_.predict_proba(np.asarray(X, np.float64))
+        right = positive_probability(self.regression_, np.asarray(X, np.float64))
+        return np.column_stack([1 - right, right])
 
 
 def citation_threshold(

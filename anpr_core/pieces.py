@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from anpr_core.model import part_of
+from anpr_core.model import part_of, positive_probability
 from anpr_core.records import CharImage
 
 # Each piece against its row's median: log width and height ratios, top and bottom offsets
@@ -125,19 +125,11 @@ def with_context(probs: np.ndarray, reject: int, odds: np.ndarray) -> np.ndarray
     return adjusted
 
 
-def not_char_probability(model: Pipeline, X: np.ndarray) -> np.ndarray:
-    """``model.predict_proba(X)[:, 1]``, computed from the fitted scaler and logistic
-    regression directly: a pipeline's checks cost more than the sums on a few pieces."""
-    scale, logistic = model.named_steps["scale"], model.named_steps["logistic"]
-    z = ((X - scale.mean_) / scale.scale_) @ logistic.coef_[0] + logistic.intercept_[0]
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def context_odds(model: Pipeline, rows: list[Sequence[CharImage]]) -> list[np.ndarray]:
     """Each row's pieces' likelihood ratios of "not a character" under the piece ``model``,
     for rows of pieces scored in one call (the model's cost is mostly per call)."""
     features = [piece_features(r) for r in rows]
     X = np.vstack(features) if features else np.zeros((0, len(PIECE_FEATURES)))
-    q = np.clip(not_char_probability(model, X), 1e-4, 1 - 1e-4)
+    q = np.clip(positive_probability(model, X), 1e-4, 1 - 1e-4)
     bounds = np.cumsum([0] + [len(f) for f in features])
     return [q[a:b] / (1 - q[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

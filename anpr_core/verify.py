@@ -26,7 +26,7 @@ from anpr_core.config import RegionConfig
 from anpr_core.features import hog
 from anpr_core.localize import localize_plates
 from anpr_core.metrics import iou
-from anpr_core.model import part_of
+from anpr_core.model import part_of, positive_probability
 from anpr_core.records import Box, Candidate, Quad
 from anpr_core.segment import rectify
 
@@ -155,7 +155,7 @@ def verified(gray: np.ndarray, candidates: list[Candidate], verifier) -> list[Ca
     """``candidates`` rescored by ``verifier`` (probability of a plate), best first."""
     if verifier is None or not candidates:
         return candidates
-    probability = verifier.predict_proba(candidate_features(gray, candidates))[:, 1]
+    probability = positive_probability(verifier, candidate_features(gray, candidates))
     rescored = [
         Candidate(c.box, c.quad, float(p), c.polarity)
         for c, p in zip(candidates, probability, strict=True)
