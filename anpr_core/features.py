@@ -84,7 +84,7 @@ def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     gx[:, :, 1:-1] = pixels[:, :, 2:] - pixels[:, :, :-2]
     magnitude = np.hypot(gx, gy).astype(np.float32, copy=False).ravel()
     on = np.flatnonzero(magnitude)
-    angle = np.mod(np.arctan2(gy.ravel()[on], gx.ravel()[on]), np.pi)
+    angle = unsigned(np.arctan2(gy.ravel()[on], gx.ravel()[on]))
     index = np.minimum((angle / np.pi * bins).astype(np.int64), bins - 1)
     n_cells = (height // cell) * (width // cell)
     cells = np.arange(n)[:, None, None] * n_cells + cell_numbers(height, width, cell)
@@ -92,6 +92,14 @@ def hog(pixels: np.ndarray, cell: int = 4, bins: int = 9) -> np.ndarray:
     np.add.at(flat, cells.ravel()[on] * bins + index, magnitude[on])
     flat = flat.reshape(n, n_cells * bins)
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
+
+
+def unsigned(angle: np.ndarray) -> np.ndarray:
+    """``np.mod(angle, np.pi)`` to the bit for angles in [-pi, pi] (``np.arctan2``'s), at a
+    third of its cost: a float modulo is the dearest step of a HOG."""
+    half_turn = angle.dtype.type(np.pi)  # pi as np.mod sees it, in the angles' precision
+    folded = np.where(angle < 0, angle + half_turn, angle)
+    return np.where(np.abs(angle) >= half_turn, angle.dtype.type(0), folded)
 
 
 @lru_cache(maxsize=32)

@@ -10,6 +10,7 @@ from anpr_core.features import (
     char_vectors,
     hog,
     row_width,
+    unsigned,
 )
 from anpr_core.records import CharImage
 
@@ -120,3 +121,16 @@ def test_a_descriptor_pickled_before_grey_features_loads_without_them():
     del old.__dict__["use_grey"]  # as pickled by a version trained before grey features
     loaded = pickle.loads(pickle.dumps(old))
     assert loaded.get_params()["use_grey"] is False
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(
+        st.sampled_from([np.float32, np.float64]),
+        st.integers(1, 300),
+        elements=st.sampled_from([-np.pi, np.pi, 0.0, -0.0, 1e-30, -1e-30]) | st.floats(-4, 4),
+    )
+)
+def test_folded_angles_are_numpys_modulo_to_the_bit(angle):
+    angle = np.clip(angle, -angle.dtype.type(np.pi), angle.dtype.type(np.pi))
+    assert np.array_equal(unsigned(angle), np.mod(angle, np.pi))
