@@ -122,14 +122,19 @@ def test_a_jittered_copy_moves_its_grey_crop_with_it():
     assert moved  # some copies were shifted, and their grey with them
 
 
+def _rows_and_pieces(seed: int, plate: int):
+    """(the TrainingSet of ten synthetic crops, the pieces of one of them)."""
+    region, plates = load_region("us"), _plates(10, seed=seed)
+    found = training_set(plates, region, augment=0, seed=seed - 2)
+    gray, box, text = plates[plate]
+    return found, plate_samples(gray, text, region, box).chars
+
+
 def test_a_classifier_reads_rows_as_wide_as_it_learned_from():
     from anpr_core.classify import char_probabilities, takes_grey
     from anpr_core.features import char_vectors
 
-    region, plates = load_region("us"), _plates(10, seed=3)
-    found = training_set(plates, region, augment=0, seed=1)
-    gray, box, text = plates[0]
-    chars = plate_samples(gray, text, region, box).chars
+    found, chars = _rows_and_pieces(seed=3, plate=0)
     new = build_classifier(max_iter=50).fit(found.X, found.y)
     pixels = found.X.shape[1] // 2
     old = build_classifier(max_iter=50, use_grey=False).fit(found.X[:, : pixels + 1], found.y)
@@ -143,10 +148,7 @@ def test_the_direct_mlp_path_is_scikit_learns_predict_proba_to_the_bit():
     from anpr_core.classify import char_probabilities, is_plain_mlp
     from anpr_core.features import char_vectors
 
-    region, plates = load_region("us"), _plates(10, seed=4)
-    found = training_set(plates, region, augment=0, seed=2)
-    gray, box, text = plates[1]
-    chars = plate_samples(gray, text, region, box).chars
+    found, chars = _rows_and_pieces(seed=4, plate=1)
     model = build_classifier(max_iter=50).fit(found.X, found.y)
     expected = np.asarray(model.predict_proba(char_vectors(chars, grey=True)), np.float32)
     assert is_plain_mlp(model)
