@@ -38,6 +38,9 @@ EVIDENCE = (
     "candidate_score",  # the plate verifier's probability (or localization's score)
     "other_reads",  # reads of the same candidate cut another way or redrawn
     "other_reads_agreeing",  # ... of them, those that read the same text
+    # Appended at pipeline 0.5.1; a calibrator fitted before reads the columns above only.
+    "edge_cut",  # 1 when ink in the row's band reaches the plate's side (segment.row_ends)
+    "end_ink",  # ink in the row's band a pitch beyond its first or last character
 )
 LOG_FLOOR = math.log(1e-6)
 MIN_READS = 20  # reads below which no calibrator is fitted (the model keeps the product)
@@ -52,9 +55,15 @@ class Agreement:
 
 
 def read_evidence(
-    read: Read, pieces: int, candidate_score: float, agreement: Agreement, region: RegionConfig
+    read: Read,
+    pieces: int,
+    candidate_score: float,
+    agreement: Agreement,
+    region: RegionConfig,
+    ends: tuple[float, float] = (0.0, 0.0),
 ) -> np.ndarray:
-    """The EVIDENCE row of one read of a candidate cut into ``pieces`` pieces."""
+    """The EVIDENCE row of one read of a candidate cut into ``pieces`` pieces; ``ends``: the
+    (edge_cut, end_ink) of its row (``segment.row_ends``)."""
     runner_up = read.alternatives[1][1] if len(read.alternatives) > 1 else 0.0
     ratio = runner_up / read.confidence if read.confidence > 0 else 1.0
     lo, hi = region.char_count
@@ -70,6 +79,7 @@ def read_evidence(
             candidate_score,
             float(agreement.reads),
             float(agreement.agreeing),
+            *ends,
         ]
     )
 
@@ -164,6 +174,11 @@ def calibrated(calibrator, evidence: np.ndarray) -> np.ndarray:
     """The probability that each read (a row of EVIDENCE) is right."""
     if len(evidence) == 0:
         return np.zeros(0)
-    return calibrator.predict_proba(np.asarray(evidence, np.float64).reshape(len(evidence), -1))[
-        :, 1
-    ]
+    rows = np.asarray(evidence, np.float64).reshape(len(evidence), -1)
+    return calibrator.predict_proba(rows[:, : evidence_width(calibrator)])[:, 1]
+
+
+def evidence_width(calibrator) -> int:
+    """How many EVIDENCE columns ``calibrator`` was fitted on: the first ones, so a version
+    fitted before columns were appended reads as it did."""
+    return int(calibrator.regression_.n_features_in_)

@@ -26,10 +26,17 @@ from anpr_core.metrics import iou
 from anpr_core.pieces import context_odds, piece_model, with_context
 from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
-from anpr_core.segment import PLATE_HEIGHT, plate_around_chars, rectify, segment_plate_cuts
+from anpr_core.segment import (
+    PLATE_HEIGHT,
+    binarize,
+    plate_around_chars,
+    rectify,
+    row_ends,
+    segment_plate_cuts,
+)
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
-PIPELINE_VERSION = "0.5.0"
+PIPELINE_VERSION = "0.5.1"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
@@ -388,7 +395,7 @@ def analyze(
         if read.score >= settings.min_read_score and len(read.text) >= region.char_count[0]
     ]
     evidence = {
-        index: _evidence(best[index], candidates[index], texts.get(index, []), region)
+        index: _evidence(gray, best[index], candidates[index], texts.get(index, []), region)
         for index in kept
     }
     confidences = _confidences(model, best, kept, evidence)
@@ -411,13 +418,22 @@ def analyze(
     )
 
 
-def _evidence(found: tuple[Read, Hypothesis], candidate: Candidate, seen, region) -> np.ndarray:
+def _evidence(
+    gray, found: tuple[Read, Hypothesis], candidate: Candidate, seen, region
+) -> np.ndarray:
     """The calibrate.EVIDENCE row of a candidate's best read, with the agreement of the texts
-    ``seen`` in every read of the candidate (the read itself among them)."""
+    ``seen`` in every read of the candidate (the read itself among them) and the ends of its
+    row in the plate binarized the way the read was cut."""
     read, hypothesis = found
     seen = seen or [read.text]
     agreement = Agreement(max(0, len(seen) - 1), max(0, seen.count(read.text) - 1))
-    return read_evidence(read, len(hypothesis.chars), candidate.score, agreement, region)
+    ends = (0.0, 0.0)
+    if hypothesis.threshold:
+        plate = rectify(gray, candidate.quad, PLATE_HEIGHT)
+        binary = binarize(plate, hypothesis.polarity, *hypothesis.threshold)
+        ends = row_ends(binary, [hypothesis.chars[i].box for i in read.kept])
+    pieces = len(hypothesis.chars)
+    return read_evidence(read, pieces, candidate.score, agreement, region, ends)
 
 
 def _confidences(model, best, kept, evidence) -> dict[int, float]:

@@ -44,6 +44,14 @@ def test_a_calibrator_of_reads_with_a_known_answer_is_calibrated():
     assert expected_calibration_error(naive.tolist(), correct.tolist()) > 0.05
 
 
+def test_a_calibrator_fitted_before_columns_were_appended_reads_its_own_columns():
+    rng = np.random.default_rng(2)
+    evidence, _, correct = known_reads(600, rng)
+    old = fit_calibrator(evidence[:, :10], correct)  # the ten columns of pipeline 0.5.0
+    assert evidence.shape[1] > 10
+    assert calibrated(old, evidence).tolist() == calibrated(old, evidence[:, :10]).tolist()
+
+
 def test_too_few_reads_or_one_outcome_give_no_calibrator():
     evidence, _, correct = known_reads(200, np.random.default_rng(1))
     assert fit_calibrator(evidence[:10], correct[:10]) is None

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from anpr_core.config import load_region
 from anpr_core.segment import (
     PLATE_HEIGHT,
+    binarize,
     component_boxes,
     drop_distant_ends,
     drop_thin_ends,
@@ -17,6 +18,7 @@ from anpr_core.segment import (
     percentiles,
     plate_boxes,
     rectify,
+    row_ends,
     segment_plate,
     segment_plate_cuts,
     split_touching,
@@ -275,3 +277,24 @@ def test_crop_percentiles_are_numpys_to_the_bit(height, width, levels, seed):
     crop = (rng.integers(0, levels, (height, width)) * (255 // levels)).astype(np.uint8)
     expected = np.percentile(crop.astype(np.float32), (5, 95))
     assert percentiles(crop, (0.05, 0.95)) == [expected[0], expected[1]]
+
+
+def test_the_row_ends_show_a_character_lost_at_an_end_or_cut_by_the_plate_side():
+    region = load_region("us")
+    plate = synth_plate(np.random.default_rng(3), region, "KC4Z3X")
+    scale = PLATE_HEIGHT / plate.image.shape[0]
+    gray = cv2.resize(_gray(plate.image), None, fx=scale, fy=scale)
+    gray[:, :6] = gray[:, -6:] = np.median(gray)  # the frame's sides painted out: clear margins
+    binary = binarize(gray, "dark_on_light")
+    boxes = [c.box for c in segment_plate(gray, region)]
+    assert len(boxes) == 6
+    edge_cut, end_ink = row_ends(binary, boxes)
+    assert edge_cut == 0.0 and end_ink < 0.05  # the whole row: margin beyond both ends
+    _, lost_last = row_ends(binary, boxes[:-1])  # X read as "not a character"
+    _, lost_first = row_ends(binary, boxes[1:])
+    assert min(lost_last, lost_first) > 0.15
+    x, _, w, _ = boxes[0]
+    cut = binary[:, x + w // 2 :]  # a quad that starts inside the K
+    shifted = [(bx - x - w // 2, by, bw, bh) for bx, by, bw, bh in boxes[1:]]
+    assert row_ends(cut, shifted)[0] == 1.0
+    assert row_ends(binary, []) == (0.0, 0.0)
