@@ -72,6 +72,9 @@ class Settings:
     # Score factor for a cut with its widest pieces split as touching characters
     # (``segment.split_touching``), read beside the unsplit cut; 0: never split.
     split_prior: float = 0.8
+    # The most a typical character's width is of its height, when a row's pieces are judged
+    # touching (``segment.typical_width``); 0: the median piece width alone.
+    split_aspect: float = 0.6
     localize_scheme: str = "pyramid"  # how localization lays out its scales (localize.SCHEMES)
     # Re-read a redrawn candidate only the way (polarity, threshold) that read it best.
     refine_same_cut: bool = True
@@ -90,7 +93,12 @@ class Settings:
 
 
 # Settings added after models were registered, with the value that reads as those models did.
-ADDED_LATER = {"split_prior": 0.0, "localize_scheme": "scales", "refine_same_cut": False}
+ADDED_LATER = {
+    "split_prior": 0.0,
+    "localize_scheme": "scales",
+    "refine_same_cut": False,
+    "split_aspect": 0.0,
+}
 
 
 def _lists(value):
@@ -263,7 +271,7 @@ def read_candidates(
                 cut = plan[step]
                 cuts = segment_plate_cuts(
                     plates[index], region, cut.polarity, cut.block, cut.offset,
-                    split=settings.split_prior > 0,
+                    split=settings.split_prior > 0, split_aspect=settings.split_aspect,
                 )  # fmt: skip
                 whole = {c.box for c in cuts[0]}
                 for k, chars in enumerate(cuts):

@@ -57,7 +57,8 @@ BROKEN_MAX_GAP = 2  # widest gap, in pixels, between two halves of a character c
 BROKEN_PIECE_RATIO = 0.75  # width, in median piece widths, that both halves to be joined are under
 BROKEN_JOINED_RATIO = 1.25  # widest, in median piece widths, that two halves joined may be
 WIDE_RATIO = 1.6  # width, in median piece widths, over which a piece too wide for its height splits
-SPLIT_RATIO = 1.4  # width, in median piece widths, from which a piece may be touching characters
+SPLIT_RATIO = 1.4  # width, in typical widths, from which a piece may be touching characters
+TYPICAL_ASPECT = 0.6  # most a typical character's width is of its height (EU 0.63, US ~0.5)
 CUT_REACH = 0.3  # farthest, in part widths, a cut moves off an equal division toward least ink
 
 # The character band and the frame around it.
@@ -492,12 +493,25 @@ def split_at_ink(binary: np.ndarray, box: Box, parts: int) -> list[Box]:
     return [p for p in pieces if p is not None]
 
 
+def typical_width(boxes: list[Box], aspect: float = TYPICAL_ASPECT) -> float:
+    """A row's typical character width: the median piece width, but no more than ``aspect``
+    times the median height (0: no bound), since where touching pairs are half the pieces
+    their width is the median (980 YTB cut as 98, 0, Y, TB)."""
+    width = float(median(b[2] for b in boxes))
+    if aspect > 0:
+        width = min(width, aspect * float(median(b[3] for b in boxes)))
+    return max(1.0, width)
+
+
 def split_touching(
-    binary: np.ndarray, boxes: list[Box], min_ratio: float = SPLIT_RATIO
+    binary: np.ndarray,
+    boxes: list[Box],
+    min_ratio: float = SPLIT_RATIO,
+    aspect: float = TYPICAL_ASPECT,
 ) -> list[Box] | None:
-    """The row with each piece over ``min_ratio`` times the median width cut where its ink is
-    thinnest (``split_at_ink``, into as many parts as median widths it spans, at least 2), or
-    None when no piece is that wide.
+    """The row with each piece over ``min_ratio`` times the typical width (``typical_width``
+    with ``aspect``) cut where its ink is thinnest (``split_at_ink``, into as many parts as
+    typical widths it spans, at least 2), or None when no piece is that wide.
 
     Touching characters come out of the components as one wide piece, but so do wide
     characters (M, W) on a plate of narrow ones: width alone cannot tell them apart, so this
@@ -505,7 +519,7 @@ def split_touching(
     """
     if len(boxes) < MIN_MEND_ROW:
         return None
-    typical = max(1.0, float(median(b[2] for b in boxes)))
+    typical = typical_width(boxes, aspect)
     if all(b[2] <= min_ratio * typical for b in boxes):
         return None
     result: list[Box] = []
@@ -535,13 +549,15 @@ def segment_plate_cuts(
     block_fraction: float = BLOCK_FRACTION,
     offset: float = THRESHOLD_OFFSET,
     split: bool = False,
+    split_aspect: float = TYPICAL_ASPECT,
 ) -> list[list[CharImage]]:
     """Ways to cut a rectified grey plate into characters, left to right: the plate's pieces
     (empty when none are found), and with ``split``, when some piece is wide enough to be
-    touching characters, the same pieces with those split (``split_touching``)."""
+    touching characters, the same pieces with those split (``split_touching``, its typical
+    width bounded by ``split_aspect``)."""
     binary, boxes = plate_boxes(plate, region, polarity, block_fraction, offset)
     cuts = [cut_characters(binary, boxes, plate)]
-    split_boxes = split_touching(binary, boxes) if split else None
+    split_boxes = split_touching(binary, boxes, aspect=split_aspect) if split else None
     if split_boxes is not None:  # the pieces not split are the whole cut's, cropped once
         known = {c.box: c for c in cuts[0]}
         fresh = [b for b in split_boxes if b not in known]

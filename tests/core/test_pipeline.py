@@ -212,6 +212,8 @@ def test_settings_of_an_older_version_read_as_it_did():
     del stored["localize_scheme"], stored["refine_same_cut"]  # stored before the speed work
     older = Settings.from_dict(stored)
     assert older.localize_scheme == "scales" and older.refine_same_cut is False
+    del stored["split_aspect"]  # stored before a typical width was bounded by the height
+    assert Settings.from_dict(stored).split_aspect == 0.0
 
 
 def test_a_redrawn_candidate_is_cut_only_the_way_that_read_it():

@@ -177,6 +177,24 @@ def test_touching_pieces_are_split_where_their_ink_is_thinnest():
     assert split_touching(binary, boxes[:4]) is None  # no piece is wide: no other cut
 
 
+def test_touching_pairs_half_the_row_are_split_by_the_width_its_height_allows():
+    binary = np.zeros((80, 240), np.uint8)
+    boxes = []
+    for x, joined in ((10, True), (60, False), (90, True), (140, False)):
+        binary[20:60, x : x + 18] = 255
+        if joined:  # two characters bridged by a thin bar: one piece of 42 columns
+            binary[39:41, x + 18 : x + 24] = 255
+            binary[20:60, x + 24 : x + 42] = 255
+        boxes.append((x, 20, 42 if joined else 18, 40))
+    # the pairs are half the pieces: their width is the median, and no piece is wide against it
+    assert split_touching(binary, boxes, aspect=0) is None
+    split = split_touching(binary, boxes)  # a character is at most 0.6 of its height wide
+    assert len(split) == 6
+    for x in (10, 90):  # each pair cut in its bridge
+        left, right = [b for b in split if x <= b[0] < x + 42]
+        assert x + 18 <= left[0] + left[2] <= x + 24 and x + 18 <= right[0] <= x + 24
+
+
 def _touching_plate(text: str, seed: int, joined: int) -> tuple[np.ndarray, list]:
     """A grey synthetic plate at PLATE_HEIGHT rows with characters ``joined`` and the next
     bridged by a bar of ink, and its character boxes."""
