@@ -74,7 +74,7 @@ class Settings:
     split_prior: float = 0.8
     # The most a typical character's width is of its height, when a row's pieces are judged
     # touching (``segment.typical_width``); 0: the median piece width alone.
-    split_aspect: float = 0.6
+    split_aspect: float = 0.7
     localize_scheme: str = "pyramid"  # how localization lays out its scales (localize.SCHEMES)
     # Re-read a redrawn candidate only the way (polarity, threshold) that read it best.
     refine_same_cut: bool = True

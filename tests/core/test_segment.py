@@ -188,7 +188,7 @@ def test_touching_pairs_half_the_row_are_split_by_the_width_its_height_allows():
         boxes.append((x, 20, 42 if joined else 18, 40))
     # the pairs are half the pieces: their width is the median, and no piece is wide against it
     assert split_touching(binary, boxes, aspect=0) is None
-    split = split_touching(binary, boxes)  # a character is at most 0.6 of its height wide
+    split = split_touching(binary, boxes)  # a character is at most 0.7 of its height wide
     assert len(split) == 6
     for x in (10, 90):  # each pair cut in its bridge
         left, right = [b for b in split if x <= b[0] < x + 42]
