@@ -28,6 +28,7 @@ from anpr_core.postprocess import Read, read_plate
 from anpr_core.records import Candidate, CharImage, PlateRead
 from anpr_core.segment import (
     PLATE_HEIGHT,
+    TYPICAL_ASPECT,
     binarize,
     plate_around_chars,
     rectify,
@@ -74,7 +75,7 @@ class Settings:
     split_prior: float = 0.8
     # The most a typical character's width is of its height, when a row's pieces are judged
     # touching (``segment.typical_width``); 0: the median piece width alone.
-    split_aspect: float = 0.7
+    split_aspect: float = TYPICAL_ASPECT
     localize_scheme: str = "pyramid"  # how localization lays out its scales (localize.SCHEMES)
     # Re-read a redrawn candidate only the way (polarity, threshold) that read it best.
     refine_same_cut: bool = True

@@ -58,7 +58,7 @@ BROKEN_PIECE_RATIO = 0.75  # width, in median piece widths, that both halves to 
 BROKEN_JOINED_RATIO = 1.25  # widest, in median piece widths, that two halves joined may be
 WIDE_RATIO = 1.6  # width, in median piece widths, over which a piece too wide for its height splits
 SPLIT_RATIO = 1.4  # width, in typical widths, from which a piece may be touching characters
-TYPICAL_ASPECT = 0.7  # most a typical character's width is of its height (EU 0.63, US ~0.5)
+TYPICAL_ASPECT = 0.7  # most a typical character's width is of its height (0.5-0.7 read alike)
 CUT_REACH = 0.3  # farthest, in part widths, a cut moves off an equal division toward least ink
 
 # The character band and the frame around it.
