@@ -37,7 +37,7 @@ from anpr_core.segment import (
 )
 from anpr_core.verify import plate_verifier, verified, worth_reading
 
-PIPELINE_VERSION = "0.5.1"
+PIPELINE_VERSION = "0.5.2"
 MIN_SIDE = 16  # pixels: anything smaller cannot hold a readable plate
 MAX_PIXELS = 40_000_000  # refuse larger images rather than exhaust a worker's memory
 POLARITY_PRIOR = 0.8  # score factor for a region's less common polarity (its second listed)
@@ -431,8 +431,8 @@ def _evidence(
     gray, found: tuple[Read, Hypothesis], candidate: Candidate, seen, region
 ) -> np.ndarray:
     """The calibrate.EVIDENCE row of a candidate's best read, with the agreement of the texts
-    ``seen`` in every read of the candidate (the read itself among them) and the ends of its
-    row in the plate binarized the way the read was cut."""
+    ``seen`` in every read of the candidate (the read itself among them), the ends of its
+    row in the plate binarized the way the read was cut, and whether it was the whole image."""
     read, hypothesis = found
     seen = seen or [read.text]
     agreement = Agreement(max(0, len(seen) - 1), max(0, seen.count(read.text) - 1))
@@ -442,7 +442,8 @@ def _evidence(
         binary = binarize(plate, hypothesis.polarity, *hypothesis.threshold)
         ends = row_ends(binary, [hypothesis.chars[i].box for i in read.kept])
     pieces = len(hypothesis.chars)
-    return read_evidence(read, pieces, candidate.score, agreement, region, ends)
+    whole = candidate.box == whole_image_candidate(gray.shape).box
+    return read_evidence(read, pieces, candidate.score, agreement, region, ends, whole)
 
 
 def _confidences(model, best, kept, evidence) -> dict[int, float]:

@@ -18,7 +18,7 @@ from anpr_core.calibrate import (
 )
 from anpr_core.config import load_region
 from anpr_core.metrics import expected_calibration_error
-from anpr_core.pipeline import analyze, to_gray
+from anpr_core.pipeline import analyze, to_gray, whole_image_candidate
 from anpr_core.samples import fit_char_model, image_groups
 from anpr_core.synth import synth_crops, synth_scene
 
@@ -50,6 +50,35 @@ def test_a_calibrator_fitted_before_columns_were_appended_reads_its_own_columns(
     old = fit_calibrator(evidence[:, :10], correct)  # the ten columns of pipeline 0.5.0
     assert evidence.shape[1] > 10
     assert calibrated(old, evidence).tolist() == calibrated(old, evidence[:, :10]).tolist()
+
+
+def test_scene_reads_outnumbered_by_crop_reads_are_calibrated_by_their_own_column():
+    rng = np.random.default_rng(3)
+    evidence, truth, _ = known_reads(6000, rng)
+    crops = np.arange(6000) % 6 != 0  # five reads in six of crops, as in the US training data
+    evidence[:, EVIDENCE.index("whole_image")] = crops
+    truth = np.where(crops, truth, 1 / (1 + (1 / truth - 1) * math.e**1.5))  # scenes: logit - 1.5
+    correct = rng.random(6000) < truth
+    scenes = ~crops
+
+    def scene_bias(calibrator, columns) -> float:  # how far it overstates scenes' reads
+        rows = evidence[scenes][:, columns]
+        return float((calibrator.predict_proba(rows)[:, 1] - truth[scenes]).mean())
+
+    without = [i for i, name in enumerate(EVIDENCE) if name != "whole_image"]
+    assert scene_bias(fit_calibrator(evidence[:, without], correct), without) > 0.15
+    assert abs(scene_bias(fit_calibrator(evidence, correct), slice(None))) < 0.03
+
+
+def test_reads_of_a_whole_image_say_so_in_their_evidence(calibrated_model):
+    model, region = calibrated_model
+    column = EVIDENCE.index("whole_image")
+    crop = to_gray(next(synth_crops(1, 9, region))[1].image)
+    found = analyze(crop, model, region, candidates=[whole_image_candidate(crop.shape)])
+    assert found.evidence and all(row[column] == 1.0 for row in found.evidence)
+    scene = synth_scene(np.random.default_rng(8), region)
+    found = analyze(scene.image, model, region)
+    assert found.evidence and all(row[column] == 0.0 for row in found.evidence)
 
 
 def test_too_few_reads_or_one_outcome_give_no_calibrator():
