@@ -383,6 +383,10 @@ def analyze(
     classes = model_classes(model)
     gray = to_gray(image)
     unread: list[Candidate] = []
+    # a plate crop read whole (its candidates may be redrawn inside it: still a crop)
+    whole = candidates is not None and all(
+        c.box == whole_image_candidate(gray.shape).box for c in candidates
+    )
     if candidates is None:
         verifier = plate_verifier(model)
         with timer.stage("localize"):
@@ -404,7 +408,7 @@ def analyze(
         if read.score >= settings.min_read_score and len(read.text) >= region.char_count[0]
     ]
     evidence = {
-        index: _evidence(gray, best[index], candidates[index], texts.get(index, []), region)
+        index: _evidence(gray, best[index], candidates[index], texts.get(index, []), region, whole)
         for index in kept
     }
     confidences = _confidences(model, best, kept, evidence)
@@ -428,11 +432,12 @@ def analyze(
 
 
 def _evidence(
-    gray, found: tuple[Read, Hypothesis], candidate: Candidate, seen, region
+    gray, found: tuple[Read, Hypothesis], candidate: Candidate, seen, region, whole: bool
 ) -> np.ndarray:
     """The calibrate.EVIDENCE row of a candidate's best read, with the agreement of the texts
     ``seen`` in every read of the candidate (the read itself among them), the ends of its
-    row in the plate binarized the way the read was cut, and whether it was the whole image."""
+    row in the plate binarized the way the read was cut, and ``whole``: the image was a plate
+    crop read whole."""
     read, hypothesis = found
     seen = seen or [read.text]
     agreement = Agreement(max(0, len(seen) - 1), max(0, seen.count(read.text) - 1))
@@ -442,7 +447,6 @@ def _evidence(
         binary = binarize(plate, hypothesis.polarity, *hypothesis.threshold)
         ends = row_ends(binary, [hypothesis.chars[i].box for i in read.kept])
     pieces = len(hypothesis.chars)
-    whole = candidate.box == whole_image_candidate(gray.shape).box
     return read_evidence(read, pieces, candidate.score, agreement, region, ends, whole)
 
 
