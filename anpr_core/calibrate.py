@@ -43,7 +43,7 @@ EVIDENCE = (
     "end_ink",  # ink in the row's band a pitch beyond its first or last character
     # Appended at pipeline 0.5.2: training reads plate crops beside scenes, and a crop's read is
     # right more often for the same evidence; with the column, scenes get their own intercept.
-    "whole_image",  # 1 when the candidate was the whole image: a plate crop, not localized
+    "whole_image",  # 1 when the image was a plate crop read whole, not localized
 )
 LOG_FLOOR = math.log(1e-6)
 MIN_READS = 20  # reads below which no calibrator is fitted (the model keeps the product)
@@ -67,8 +67,8 @@ def read_evidence(
     whole_image: bool = False,
 ) -> np.ndarray:
     """The EVIDENCE row of one read of a candidate cut into ``pieces`` pieces; ``ends``: the
-    (edge_cut, end_ink) of its row (``segment.row_ends``); ``whole_image``: the candidate was
-    the whole image (a plate crop)."""
+    (edge_cut, end_ink) of its row (``segment.row_ends``); ``whole_image``: the image was a plate
+    crop read whole."""
     runner_up = read.alternatives[1][1] if len(read.alternatives) > 1 else 0.0
     ratio = runner_up / read.confidence if read.confidence > 0 else 1.0
     lo, hi = region.char_count
