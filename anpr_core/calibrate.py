@@ -42,7 +42,8 @@ EVIDENCE = (
     "edge_cut",  # 1 when ink in the row's band reaches the plate's side (segment.row_ends)
     "end_ink",  # ink in the row's band a pitch beyond its first or last character
     # Appended at pipeline 0.5.2: training reads plate crops beside scenes, and a crop's read is
-    # right more often for the same evidence; with the column, scenes get their own intercept.
+    # right at another rate for the same evidence (US crops more often than US scenes, crops
+    # under EU rules less often than EU scenes); with the column, scenes get their own intercept.
     "whole_image",  # 1 when the image was a plate crop read whole, not localized
 )
 LOG_FLOOR = math.log(1e-6)
