@@ -384,9 +384,8 @@ def analyze(
     gray = to_gray(image)
     unread: list[Candidate] = []
     # a plate crop read whole (its candidates may be redrawn inside it: still a crop)
-    whole = candidates is not None and all(
-        c.box == whole_image_candidate(gray.shape).box for c in candidates
-    )
+    full = whole_image_candidate(gray.shape).box
+    whole = candidates is not None and all(c.box == full for c in candidates)
     if candidates is None:
         verifier = plate_verifier(model)
         with timer.stage("localize"):
