@@ -11,7 +11,7 @@ character.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -179,6 +179,10 @@ class TrainingSet:
     synthetic_used: int = 0  # synthetic crops (``SyntheticPlate``) among the rows' sources
     pieces: np.ndarray = field(default_factory=no_pieces)
     not_char: np.ndarray = field(default_factory=lambda: np.zeros(0, int))  # 1: not a character
+    # The cross-fitted reads the confidence calibrator learned from: EVIDENCE rows, and whether
+    # each was right (``cross_fitted_reads``); empty without calibration.
+    calibration_evidence: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    calibration_correct: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def with_synthetic(self, synthetic: TrainingSet) -> TrainingSet:
         """These rows and those of ``synthetic``, drawn from synthetic crops."""
@@ -372,7 +376,8 @@ def fit_char_model(
     Where ``plates`` hold labeled scenes, a plate verifier (``verify.fit_plate_verifier``) is
     fitted too; a piece model (``pieces.fit_piece_model``) learns from the rows forced alignment
     pairs; with ``calibration_folds`` of 2 or more, a confidence calibrator is learned by
-    cross-fitting (``cross_fitted_calibrator``). They come back as one ``PlateModel``.
+    cross-fitting (``cross_fitted_reads``). They come back as one ``PlateModel``, and the
+    TrainingSet holds the reads the calibrator learned from.
     The per-plate work (segmenting, describing, reading) goes through ``map_plates(fn,
     items)``, which returns ``[fn(item) for item in items]`` and may compute it elsewhere (a
     Dask cluster); the models are fitted here.
@@ -393,10 +398,12 @@ def fit_char_model(
     )
     model, final = fit(plates)
     if calibration_folds >= 2:
-        calibrator = cross_fitted_calibrator(
+        evidence, correct = cross_fitted_reads(
             plates, fit, region, settings, calibration_folds, seed, map_plates, load_plate
         )
+        calibrator = fit_calibrator(evidence, correct, seed)
         model.set_params(confidence_calibrator=calibrator)
+        final = replace(final, calibration_evidence=evidence, calibration_correct=correct)
     return model, final
 
 
@@ -466,15 +473,15 @@ def image_groups(plates: list) -> list[int]:
     return groups
 
 
-def cross_fitted_calibrator(
+def cross_fitted_reads(
     plates: list, fit, region, settings, folds: int, seed: int, map_plates, load_plate
-):
-    """A confidence calibrator learned from reads of plates the model did not learn from.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(EVIDENCE rows, right or not) of reads of plates the model did not learn from: what the
+    confidence calibrator learns from (``calibrate.fit_calibrator``).
 
     The images are dealt into ``folds`` folds (plates of one image together); for each fold, a
     model is fitted (``fit``) on the other folds' plates and reads the first plate of each of
-    the fold's images end to end; the evidence of each best read and whether it was right
-    train the calibrator (``calibrate.fit_calibrator``). None when there are too few reads."""
+    the fold's images end to end; each best read gives a row."""
     groups = image_groups(plates)
     order = np.random.default_rng(seed).permutation(groups[-1] + 1 if groups else 0)
     fold_of = {int(g): k % folds for k, g in enumerate(order)}
@@ -497,8 +504,8 @@ def cross_fitted_calibrator(
                 evidence.append(found[0])
                 correct.append(found[1])
     if not evidence:
-        return None
-    return fit_calibrator(np.vstack(evidence), np.array(correct), seed)
+        return np.zeros((0, 0)), np.zeros(0, bool)
+    return np.vstack(evidence), np.array(correct, bool)
 
 
 def held_out_read(plate, model, region, settings, load_plate=as_plate):

@@ -6,7 +6,8 @@ image is ever read by a model that saw it. Prints the figures of `anpr evaluate`
 
     D=../shared/data/openalpr-benchmarks
     python benchmarks/accuracy_cv.py --region us --train $D/plates_us $D/endtoend/us \
-        --eval $D/endtoend/us [--folds 4] [--seed 0] [--shifts N] [--breakdown] [--json]
+        --eval $D/endtoend/us [--folds 4] [--seed 0] [--shifts N] [--breakdown] [--json] \
+        [--capture FILE]
 
 ``--breakdown`` adds where each plate was lost, for the scenes: ``right``; ``misread`` (the
 best read is on the plate, with the wrong text); ``outranked`` (a read of the plate lost to a
@@ -17,6 +18,12 @@ Besides accuracy, the figures say how far confidence can be trusted (as `anpr ev
 ``ece``, ``precision_at`` / ``coverage_at`` per threshold, and ``citation_precision`` /
 ``citation_coverage`` of the ticket rule at its defaults.
 
+``--capture FILE`` pickles, per fold, the reads its calibrator learned from (EVIDENCE rows,
+whose ``whole_image`` tells crops from scenes, and right or not) and the evaluated best
+reads (name, EVIDENCE row, right, pattern, confidence): calibrator variants can then be
+fitted and judged on them without reading an image again (calibration never changes which
+read is best).
+
 ``--shifts N`` reads each evaluation image N times, shifted by 0..N-1 pixels (its first
 rows and columns cropped): a read can change with the resampling phase, so a change that
 moves candidates by a pixel is judged on N reads of each image instead of one.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -95,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         "--synthetic", type=int, default=None, help="synthetic training crops per fold model"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--capture", type=Path, help="pickle each fold's calibration and evaluated reads here"
+    )
     args = parser.parse_args(argv)
 
     region = load_region(args.region)
@@ -107,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     results, thresholds, plates_used, plates_total = [], [], 0, 0
     lost = dict.fromkeys(STAGES, 0)
+    captured = []
     for fold in range(args.folds):
         plates = [
             (gray[item.path], box, text)
@@ -120,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             model, training = fit_char_model(plates, learned, seed=args.seed, **extra)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
+        evaluated = []
         with blas_threads(1):  # as the jobs read: one BLAS thread per process
             for item in eval_items:
                 if fold_of(item.name, args.folds) == fold:
@@ -131,8 +144,22 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         results.append(result)
                         thresholds.append(citation_threshold_of(model))
+                        if recognition.evidence:
+                            evaluated.append(
+                                (item.name, recognition.evidence[0], result.read == text,
+                                 result.pattern, result.confidence)
+                            )  # fmt: skip
                         if args.breakdown and moved is not None:
                             lost[lost_at(image, moved, text, recognition.reads, learned)] += 1
+        captured.append(
+            {
+                "calibration": (training.calibration_evidence, training.calibration_correct),
+                "citation_threshold": citation_threshold_of(model),
+                "evaluated": evaluated,
+                "n_evaluated": sum(fold_of(i.name, args.folds) == fold for i in eval_items)
+                * args.shifts,
+            }
+        )
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
     figures = summarize(results, thresholds)
     figures.update(
@@ -146,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.breakdown:
         figures["lost_at"] = lost
+    if args.capture:
+        args.capture.write_bytes(pickle.dumps({"figures": figures, "folds": captured}))
     if args.json:
         print(json.dumps(figures))
     else:
