@@ -20,7 +20,7 @@ Besides accuracy, the figures say how far confidence can be trusted (as `anpr ev
 
 ``--capture FILE`` pickles, per fold, the reads its calibrator learned from (EVIDENCE rows,
 whose ``whole_image`` tells crops from scenes, and right or not) and the evaluated best
-reads (name, EVIDENCE row, right, pattern, confidence): calibrator variants can then be
+reads (name, read, label, EVIDENCE row, pattern, confidence): calibrator variants can then be
 fitted and judged on them without reading an image again (calibration never changes which
 read is best).
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                         thresholds.append(citation_threshold_of(model))
                         if recognition.evidence:
                             evaluated.append(
-                                (item.name, recognition.evidence[0], result.read == text,
+                                (item.name, result.read, text, recognition.evidence[0],
                                  result.pattern, result.confidence)
                             )  # fmt: skip
                         if args.breakdown and moved is not None:
