@@ -118,3 +118,32 @@ def test_accuracy_cv_tells_where_a_plate_was_lost(use_trained, synthetic):
     blank = np.full((480, 640), 128, np.uint8)
     reads = analyze(blank, model, region).reads
     assert module.lost_at(blank, (100, 100, 120, 60), "ABC123", reads, region) == "not_found"
+
+
+def test_accuracy_cv_captures_what_each_fold_calibrator_learned_from(synthetic, tmp_path, capsys):
+    import pickle
+
+    from anpr_core.calibrate import EVIDENCE, fit_calibrator
+    from anpr_jobs import cli
+
+    crops = tmp_path / "crops"  # enough that each fold's cross-fitting reads 20 or more plates
+    assert cli.main(["synth", str(crops), "--count", "60", "--crops", "--seed", "3"]) == 0
+    capsys.readouterr()
+    capture = tmp_path / "folds.pkl"
+    data = [str(crops), str(synthetic["scenes"])]
+    argv = ["--train", *data, "--eval", *data, "--folds", "2", "--json", "--capture", str(capture)]
+    assert accuracy_cv().main(argv) == 0
+    figures = json.loads(capsys.readouterr().out)
+    captured = pickle.loads(capture.read_bytes())
+    assert captured["figures"] == figures and len(captured["folds"]) == 2
+    for fold in captured["folds"]:
+        evidence, correct = fold["calibration"]
+        assert evidence.shape == (len(correct), len(EVIDENCE)) and len(correct) >= 20
+        refit = fit_calibrator(evidence, correct)  # the fold model's calibrator, fitted again
+        assert refit.citation_threshold_ == fold["citation_threshold"]
+        assert len(fold["evaluated"]) <= fold["n_evaluated"]
+        for *_, row, _, confidence in fold["evaluated"]:
+            assert row.shape == (len(EVIDENCE),) and 0.0 <= confidence <= 1.0
+    assert sum(f["n_evaluated"] for f in captured["folds"]) == figures["n_images"]
+    right = sum(read == label for f in captured["folds"] for _, read, label, *_ in f["evaluated"])
+    assert right / figures["n_images"] == figures["plate_accuracy"]
