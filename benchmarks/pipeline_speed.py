@@ -2,10 +2,16 @@
 whole pipeline to decoding the same JPEG bytes with ``cv2.imdecode``.
 
     python benchmarks/pipeline_speed.py DATA [--model URI] [--region R] [--json] [--limit N]
+        [--vs URI [--rounds N]]
 
 Stages: decode, localize, verify (the plate verifier ranking the candidates, when the model
 has one), segment, describe (character normalization and the model's feature steps), classify
 (the model's final estimator), postprocess. Without ``--model``, the region's champion.
+
+``--vs URI`` pairs the model with a second version in one process: ``--rounds`` rounds, each
+measuring both over the same images (which goes first alternates), and the ratio of the second
+one's pipeline time to the first's round by round. On a shared machine whose speed drifts, the
+ratio within a round holds where two separate runs' figures do not.
 """
 
 from __future__ import annotations
@@ -138,6 +144,32 @@ def print_table(figures: dict, recognizer) -> None:
     print(f"  ratio to decode {figures['ratio_to_decode']}")
 
 
+def print_pair(figures: dict, first, second) -> None:
+    """Nothing; prints a ``paired`` measurement for a person."""
+    for name, recognizer in (("first", first), ("second", second)):
+        print(f"{name}: {recognizer.uri}")
+        for run in figures[name]:
+            ms, ratio = run["pipeline_ms"], run["ratio_to_decode"]
+            print(f"  pipeline {ms:9.2f} ms, ratio to decode {ratio}")
+    ratios, median = figures["ratios"], figures["median_ratio"]
+    print(f"second / first, round by round: {ratios} (median {median})")
+
+
+def paired(images, first, second, rounds: int) -> dict:
+    """``measure`` of two recognizers over ``rounds`` rounds, the order alternating: each one's
+    figures per round, and the ratio of the second's pipeline time to the first's in each."""
+    runs: dict[str, list[dict]] = {"first": [], "second": []}
+    for k in range(rounds):
+        order = [("first", first), ("second", second)]
+        for name, recognizer in order if k % 2 == 0 else order[::-1]:
+            runs[name].append(measure(images, recognizer))
+    ratios = [
+        round(b["pipeline_ms"] / a["pipeline_ms"], 3)
+        for a, b in zip(runs["first"], runs["second"], strict=True)
+    ]
+    return {**runs, "ratios": ratios, "median_ratio": float(np.median(ratios))}
+
+
 def main(argv=None) -> int:
     """Exit status of the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -149,6 +181,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="BLAS/OpenMP threads (default 1, as the jobs run)"
     )
+    parser.add_argument("--vs", metavar="URI", help="pair with this second model version")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of a --vs pair (default 3)")
     args = parser.parse_args(argv)
     from anpr_jobs.models import load_recognizer
     from anpr_jobs.threads import blas_threads
@@ -156,13 +190,19 @@ def main(argv=None) -> int:
     try:
         images = image_bytes(args.data, args.limit)
         recognizer = load_recognizer(args.model, args.region)
+        second = load_recognizer(args.vs, args.region) if args.vs else None
         with blas_threads(args.threads or None):
-            figures = measure(images, recognizer)
+            if second is None:
+                figures = measure(images, recognizer)
+            else:
+                figures = paired(images, recognizer, second, max(1, args.rounds))
     except (AnprError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"pipeline_speed: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(figures))
+    elif second is not None:
+        print_pair(figures, recognizer, second)
     else:
         print_table(figures, recognizer)
     return 0

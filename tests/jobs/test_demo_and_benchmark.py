@@ -28,6 +28,21 @@ def test_pipeline_speed_json_has_the_documented_keys(use_trained, synthetic, cap
     assert figures["ratio_to_decode"] > 0 and figures["pipeline_ms"] > 0
 
 
+def test_pipeline_speed_pairs_two_versions_round_by_round(use_trained, synthetic, capsys):
+    uri = "models:/anpr-char-classifier-us/1"
+    argv = [str(synthetic["scenes"]), "--limit", "2", "--model", uri, "--vs", uri]
+    assert pipeline_speed().main([*argv, "--rounds", "3", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert len(figures["first"]) == len(figures["second"]) == len(figures["ratios"]) == 3
+    for a, b, ratio in zip(figures["first"], figures["second"], figures["ratios"], strict=True):
+        assert set(a) == set(b) == SPEED_KEYS and a["n_images"] == b["n_images"] == 2
+        assert ratio == round(b["pipeline_ms"] / a["pipeline_ms"], 3)
+    assert min(figures["ratios"]) <= figures["median_ratio"] <= max(figures["ratios"])
+    assert pipeline_speed().main([*argv, "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "second / first, round by round" in out
+
+
 def test_pipeline_speed_without_a_champion_says_so(workdir, synthetic, capsys):
     assert pipeline_speed().main([str(synthetic["scenes"]), "--json"]) == 1
     err = capsys.readouterr().err
