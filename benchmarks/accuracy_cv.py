@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             model, training = fit_char_model(plates, learned, seed=args.seed, **extra)
         plates_used += training.plates_used
         plates_total += training.plates_used + training.plates_skipped
-        evaluated = []
+        evaluated, threshold, before = [], citation_threshold_of(model), len(results)
         with blas_threads(1):  # as the jobs read: one BLAS thread per process
             for item in eval_items:
                 if fold_of(item.name, args.folds) == fold:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                             item.name, image, moved, text, model, learned
                         )
                         results.append(result)
-                        thresholds.append(citation_threshold_of(model))
+                        thresholds.append(threshold)
                         if recognition.evidence:
                             evaluated.append(
                                 (item.name, result.read, text, recognition.evidence[0],
@@ -154,10 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         captured.append(
             {
                 "calibration": (training.calibration_evidence, training.calibration_correct),
-                "citation_threshold": citation_threshold_of(model),
+                "citation_threshold": threshold,
                 "evaluated": evaluated,
-                "n_evaluated": sum(fold_of(i.name, args.folds) == fold for i in eval_items)
-                * args.shifts,
+                "n_evaluated": len(results) - before,
             }
         )
         print(f"fold {fold + 1}/{args.folds} done", file=sys.stderr)
